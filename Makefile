@@ -1,0 +1,41 @@
+# bnnflow: two commands on a fresh machine.
+#   make demo   train on digits, export, verify golden + RTL + HLS, print the table
+#   make test   the test suite (creates .venv on first use)
+# The venv is (re)built whenever pyproject.toml or this Makefile changes.
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# torch is pinned: an unpinned torch can pull a multi-GB CUDA build.
+TORCH   := torch==2.13.0
+DEMO    := runs/demo
+JOBS    ?= 2
+
+.PHONY: demo test test-slow results venv clean lint
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[sim,test,board]'
+	# Xilinx's ap_int/hls_stream headers for HLS C-simulation ship in the
+	# hls4ml wheel; only the headers are used, so skip its dependencies.
+	$(PY) -m pip install -q --no-deps hls4ml==1.3.0
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/bnnflow train --dataset digits --method bnn --hidden 256,256 --epochs 60 --seed 0 --out $(DEMO)
+	$(VENV)/bin/bnnflow export $(DEMO)
+	$(VENV)/bin/bnnflow verify $(DEMO) --against golden,rtl,hls --sim verilator
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m slow tests
+
+clean:
+	rm -rf runs sim_build .pytest_cache .hypothesis
