@@ -1,0 +1,234 @@
+"""Generate the HLS C++ header of one artifact: ``<export>/hls/bnnflow_params.h``.
+
+The header holds everything network-specific -- typed ``constexpr`` layer
+configuration, the weight and threshold memories, and ``bnnflow::network()``
+chaining the engine templates of ``hls/`` -- so ``hls/bnn_top.cpp`` is the same
+for every network. All data comes from the artifact's decoded views
+(:meth:`Artifact.weight_lanes`, :meth:`Artifact.folded_thresholds`) and
+:func:`bnnflow.packing.words_to_int`; the bit layout is not restated here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import artifact as art
+from . import packing
+
+HEADER = "hls/bnnflow_params.h"
+
+#: Literals per line in the generated arrays.
+_PER_LINE = 8
+
+
+def _weight_literal(word: int, simd: int) -> str:
+    digits = max(1, -(-simd // 4))
+    if simd <= 32:
+        return f"0x{word:0{digits}x}u"
+    if simd <= 64:
+        return f"0x{word:0{digits}x}ull"
+    # Wider than any C++ integer literal: ap_uint's string constructor, radix 16.
+    return f'ap_uint<{simd}>("{word:0{digits}x}", 16)'
+
+
+def _rows(literals: list[str], indent: str) -> str:
+    lines = [", ".join(literals[i:i + _PER_LINE]) for i in range(0, len(literals), _PER_LINE)]
+    return (",\n" + indent).join(lines)
+
+
+def _array_2d(values: list[str], rows: int, cols: int, indent: str = "    ") -> str:
+    """Braced initializer of a [rows][cols] array from row-major literals."""
+    body = []
+    for r in range(rows):
+        row = values[r * cols:(r + 1) * cols]
+        body.append("{ // [" + str(r) + "]\n" + indent + "  " + _rows(row, indent + "  ") + "\n" + indent + "}")
+    return "{\n" + indent + (",\n" + indent).join(body) + "\n" + indent[:-2] + "}"
+
+
+def _layer_block(artifact: art.Artifact, k: int) -> tuple[str, str]:
+    """(declarations, partition pragmas) of layer ``k``."""
+    layer = artifact.layers[k]
+    name = f"L{k}"
+    cfg = [
+        ("MW", layer.in_features, "real inputs"),
+        ("MW_PAD", layer.in_features_padded, "inputs padded to a multiple of SIMD"),
+        ("MH", layer.out_features, "neurons"),
+        ("PE", layer.pe, "processing elements"),
+        ("SIMD", layer.simd, "lanes per PE"),
+        ("NF", layer.nf, "neuron folds, MH / PE"),
+        ("SF", layer.sf, "synapse folds, MW_PAD / SIMD"),
+        ("CYCLES", layer.cycles_per_vector, "cycles per vector, NF * SF"),
+        ("IN_BITS", layer.input_bits, "bits per input element"),
+        ("ACC_BITS", layer.acc_bits,
+         "signed accumulator width" if layer.kind == art.INT_THRESHOLD else "popcount width"),
+        ("T_BITS", layer.threshold_bits, "threshold width (0: no thresholds)"),
+        ("OUT_BITS", layer.output_bits, "bits per output element"),
+    ]
+    width = max(len(n) for n, _, _ in cfg)
+    lines = [f"/// Layer {k}: {layer.kind}, {layer.in_features} -> {layer.out_features} "
+             f"(PE={layer.pe}, SIMD={layer.simd}, {layer.cycles_per_vector} cycles per vector)",
+             f"struct {name} {{"]
+    for key, value, doc in cfg:
+        lines.append(f"  static constexpr unsigned {key.ljust(width)} = {value};  // {doc}")
+    lines.append(f"  static constexpr bool {'OUT_SIGNED'.ljust(width - 2)} = {'true' if layer.output_signed else 'false'};"
+                 "  // scores are two's complement")
+    lines.append("};")
+
+    lanes = artifact.weight_lanes(k)                      # (PE, NF*SF, SIMD) bits
+    words = packing.words_to_int(lanes, 1)                # PE * depth ints, row-major
+    literals = [_weight_literal(w, layer.simd) for w in words]
+    lines.append(f"/// weights[p][nf*SF + sf]: neuron nf*PE + p, synapses sf*SIMD + j in bit j.")
+    lines.append(f"static const ap_uint<{name}::SIMD> {name}_weights[{name}::PE][{name}::NF * {name}::SF] = "
+                 + _array_2d(literals, layer.pe, layer.weight_depth) + ";")
+    pragmas = [f"#pragma HLS ARRAY_PARTITION variable={name}_weights complete dim=1"]
+
+    folded = artifact.folded_thresholds(k)                # (PE, NF) or None
+    if folded is not None:
+        values = [str(int(v)) for v in folded.reshape(-1).tolist()]
+        lines.append(f"/// m_thresholds[p][nf]: neuron nf*PE + p; output bit = acc >= threshold.")
+        lines.append(f"static const bnn::ThresholdActivation<{name}::PE, {name}::NF, {name}::T_BITS> "
+                     f"{name}_thresholds = {{" + _array_2d(values, layer.pe, layer.nf, "      ") + "};")
+        pragmas.append(f"#pragma HLS ARRAY_PARTITION variable={name}_thresholds.m_thresholds complete dim=1")
+    return "\n".join(lines), "\n".join(pragmas)
+
+
+def _engine_call(layer: art.LayerSpec, name: str, src: str, dst: str) -> str:
+    if layer.kind == art.INT_THRESHOLD:
+        return (f"  bnn::mvtu_int_threshold<{name}::MW_PAD, {name}::MH, {name}::PE, {name}::SIMD, {name}::IN_BITS, "
+                f"{name}::ACC_BITS, {name}::T_BITS>(\n      {src}, {dst}, {name}_weights, {name}_thresholds, reps);")
+    if layer.kind == art.XNOR_THRESHOLD:
+        return (f"  bnn::mvtu_xnor_threshold<{name}::MW_PAD, {name}::MH, {name}::PE, {name}::SIMD, "
+                f"{name}::ACC_BITS, {name}::T_BITS>(\n      {src}, {dst}, {name}_weights, {name}_thresholds, reps);")
+    if layer.kind == art.XNOR_SCORE:
+        return (f"  bnn::mvtu_xnor_score<{name}::MW_PAD, {name}::MH, {name}::PE, {name}::SIMD, {name}::MW, "
+                f"{name}::ACC_BITS, {name}::OUT_BITS>(\n      {src}, {dst}, {name}_weights, reps);")
+    raise art.ArtifactError(f"layer {layer.index}: no HLS engine for kind {layer.kind!r}")
+
+
+def _network_function(artifact: art.Artifact, pragmas: list[str]) -> str:
+    layers = artifact.layers
+    decls: list[str] = []
+    calls: list[str] = []
+
+    def stream(var: str, bits: int, depth: int | None = None) -> None:
+        decls.append(f"  hls::stream<ap_uint<{bits}> > {var}(\"{var}\");")
+        if depth is not None:
+            decls.append(f"#pragma HLS STREAM variable={var} depth={depth}")
+
+    # Processes: adapter in, layers, repackers, adapter out. The TLAST flags
+    # bypass them all, so their FIFO holds as many vectors as can be in flight.
+    processes = 2 + len(layers) + sum(1 for a, b in zip(layers, layers[1:]) if _needs_repack(a, b))
+    stream("s_last", 1, depth=4 * processes)
+    stream("s_in", layers[0].in_stream_bits)
+    calls.append(f"  bnn::axis_to_stream<kInWordBits, kInWords>(in, s_in, s_last, reps);")
+    src = "s_in"
+    for k, layer in enumerate(layers):
+        name = f"L{k}"
+        dst = f"s_l{k}"
+        stream(dst, layer.out_stream_bits)
+        calls.append(_engine_call(layer, name, src, dst))
+        src = dst
+        if k + 1 < len(layers):
+            nxt = layers[k + 1]
+            if _needs_repack(layer, nxt):
+                dst = f"s_l{k + 1}_in"
+                stream(dst, nxt.in_stream_bits)
+                calls.append(f"  bnn::repack<L{k}::PE, L{k}::MH, L{k + 1}::SIMD, L{k + 1}::MW_PAD, L{k}::OUT_BITS>"
+                             f"({src}, {dst}, reps);")
+                src = dst
+    calls.append(f"  bnn::stream_to_axis<kOutWordBits, kOutWords>({src}, s_last, out, reps);")
+    return "\n".join([
+        "/**",
+        " * \\brief The network: AXI adapter -> layers (with repackers between them) -> AXI adapter.",
+        " *        Inlined into bnnflow_top's DATAFLOW region, so each call is one process.",
+        " * \\param in   input beats, kInWords per image",
+        " * \\param out  score beats, kOutWords per image",
+        " * \\param reps number of images",
+        " */",
+        "inline void network(hls::stream<InBeat> &in, hls::stream<OutBeat> &out, unsigned reps) {",
+        "#pragma HLS INLINE",
+        *pragmas,
+        *decls,
+        *calls,
+        "}",
+    ])
+
+
+def _needs_repack(a: art.LayerSpec, b: art.LayerSpec) -> bool:
+    """A repacker is needed unless the words and the padding already agree."""
+    return not (a.pe == b.simd and a.out_features == b.in_features_padded)
+
+
+def render_header(artifact: art.Artifact) -> str:
+    """The text of ``bnnflow_params.h`` for ``artifact``."""
+    layers = artifact.layers
+    first, last = layers[0], layers[-1]
+    name = str(artifact.network.get("name", "bnnflow"))
+    blocks, pragmas = [], []
+    for k in range(len(layers)):
+        block, pragma = _layer_block(artifact, k)
+        blocks.append(block)
+        pragmas.append(pragma)
+    c_name = name.replace("\\", "\\\\").replace('"', '\\"')
+    top = [
+        f"// bnnflow_params.h -- generated by bnnflow.hlsgen for network \"{c_name}\".",
+        "// Do not edit: re-run `bnnflow export`. Bit layout: docs/ARTIFACT.md; engines: hls/*.hpp;",
+        "// how to build and simulate: docs/HLS.md.",
+        "#ifndef BNNFLOW_PARAMS_H",
+        "#define BNNFLOW_PARAMS_H",
+        "",
+        "#include <ap_int.h>",
+        "#include <hls_stream.h>",
+        "",
+        "#include \"bnn_axis.hpp\"",
+        "#include \"bnn_mvtu.hpp\"",
+        "#include \"bnn_streams.hpp\"",
+        "",
+        "namespace bnnflow {",
+        "",
+        "// -- network (manifest \"network\") --",
+        f"constexpr const char *kNetworkName = \"{c_name}\";",
+        f"constexpr unsigned kInputFeatures = {artifact.input_features};  // elements per image",
+        f"constexpr unsigned kInputBits = {artifact.input_bits};  // bits per unsigned image element",
+        f"constexpr unsigned kNumClasses = {artifact.num_classes};",
+        f"constexpr unsigned kNumLayers = {len(layers)};",
+        "",
+        "// -- top-level streams (docs/ARTIFACT.md, \"Streams\") --",
+        f"constexpr unsigned kInSimd = {first.simd};  // image elements per input word",
+        f"constexpr unsigned kInWords = {first.sf};  // input words per image",
+        f"constexpr unsigned kInWordBits = {first.in_stream_bits};  // kInSimd * kInputBits",
+        f"constexpr unsigned kOutPe = {last.pe};  // scores per output word",
+        f"constexpr unsigned kOutWords = {last.nf};  // output words per image",
+        f"constexpr unsigned kOutBits = {last.output_bits};  // bits per score, two's complement",
+        f"constexpr unsigned kOutWordBits = {last.out_stream_bits};  // kOutPe * kOutBits",
+        "typedef bnn::AxisWord<kInWordBits> InBeat;",
+        "typedef bnn::AxisWord<kOutWordBits> OutBeat;",
+        "",
+        "// -- golden vectors, relative to the export folder (the testbench's defaults) --",
+        "constexpr const char *kImagesFile = \"vectors/images.bin\";",
+        "constexpr const char *kScoresFile = \"vectors/scores.bin\";",
+        "",
+        "",
+    ]
+    body = "\n\n".join(blocks)
+    return "\n".join(top) + body + "\n\n" + _network_function(artifact, pragmas) + \
+        "\n\n}  // namespace bnnflow\n\n#endif  // BNNFLOW_PARAMS_H\n"
+
+
+def write_hls(artifact: art.Artifact, out_dir: Path) -> dict[str, Any]:
+    """Write ``out_dir/hls/bnnflow_params.h``; return the manifest's ``hls`` section.
+
+    String values of the section are paths relative to ``out_dir`` (the
+    writer checksums them); the integers describe the top-level streams.
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / HEADER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_header(artifact))
+    first, last = artifact.layers[0], artifact.layers[-1]
+    return {
+        "header": HEADER,
+        "in_word_bits": first.in_stream_bits,
+        "out_word_bits": last.out_stream_bits,
+    }

@@ -1,0 +1,56 @@
+# Classic Vitis HLS flow for a bnnflow network (Vitis HLS 2020.2 .. 2024.x).
+#
+#   cd <somewhere to build>
+#   vitis_hls -f <repo>/hls/run_hls.tcl -tclargs <export_dir> [steps]
+#
+# <export_dir> is the folder `bnnflow export` wrote (default: runs/demo/export
+# of this checkout); steps is a comma list of csim,csynth,cosim,export
+# (default: all four). The generated header <export_dir>/hls/bnnflow_params.h
+# reaches the sources through -I; the testbench reads the golden vectors of
+# <export_dir>/vectors and returns non-zero on any mismatch, which fails
+# csim_design / cosim_design. See docs/HLS.md.
+
+set hls_dir [file dirname [file normalize [info script]]]
+if {[llength $argv] >= 1} {
+    set export_dir [file normalize [lindex $argv 0]]
+} else {
+    set export_dir [file normalize [file join $hls_dir .. runs demo export]]
+}
+if {[llength $argv] >= 2} {
+    set steps [split [lindex $argv 1] ","]
+} else {
+    set steps {csim csynth cosim export}
+}
+
+set header $export_dir/hls/bnnflow_params.h
+if {![file exists $header]} {
+    puts stderr "run_hls.tcl: $header not found; run `bnnflow export` first (or pass the export folder)"
+    exit 1
+}
+
+set part xc7z020clg400-1
+set period 10
+set cflags "-std=c++14 -I$hls_dir -I$export_dir/hls"
+set tb_argv "$export_dir/vectors/images.bin $export_dir/vectors/scores.bin hls_scores.bin"
+
+open_project -reset bnnflow_hls
+set_top bnnflow_top
+add_files $hls_dir/bnn_top.cpp -cflags $cflags
+add_files -tb $hls_dir/bnn_tb.cpp -cflags $cflags
+open_solution -reset -flow_target vivado solution1
+set_part $part
+create_clock -period $period -name default
+
+if {[lsearch $steps csim] >= 0} {
+    csim_design -argv $tb_argv
+}
+if {[lsearch $steps csynth] >= 0 || [lsearch $steps cosim] >= 0 || [lsearch $steps export] >= 0} {
+    csynth_design
+}
+if {[lsearch $steps cosim] >= 0} {
+    cosim_design -rtl verilog -argv $tb_argv
+}
+if {[lsearch $steps export] >= 0} {
+    export_design -format ip_catalog -description "bnnflow network" -vendor bnnflow -library bnnflow -version 1.0
+}
+exit
