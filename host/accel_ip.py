@@ -10,9 +10,11 @@ Vitis HLS gives the top function ``bnnflow_top`` an AXI4-Lite slave (bundle
 0x0c   IP interrupt status          0x10 ``reps``: images in the next run
 ====== =====================================================================
 
-``bindto`` names the VLNV Vitis HLS packages the IP under by default
-(vendor xilinx.com, library hls, name = top function, version 1.0), so
-``pynq.Overlay`` binds this class to the IP by itself.
+``bindto`` names the VLNV that hls/hls_config.cfg and hls/run_hls.tcl package
+the IP under (vendor bnnflow, library bnnflow, name = top function, version
+1.0; tests/test_host.py keeps them consistent), plus Vitis HLS's default
+VLNV for IP packaged without those settings, so ``pynq.Overlay`` binds this
+class to the IP by itself.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ AP_IDLE = 1 << 2
 AP_READY = 1 << 3
 AUTO_RESTART = 1 << 7
 
-VLNV = "xilinx.com:hls:bnnflow_top:1.0"
+VLNV = "bnnflow:bnnflow:bnnflow_top:1.0"
+DEFAULT_HLS_VLNV = "xilinx.com:hls:bnnflow_top:1.0"
 
 
 class BnnflowAccel(DefaultIP):
     """Start/poll driver of the ``bnnflow_top`` HLS IP (ap_ctrl_hs, ``reps`` at 0x10)."""
 
-    bindto = [VLNV]
+    bindto = [VLNV, DEFAULT_HLS_VLNV]
 
     @property
     def control(self) -> int:

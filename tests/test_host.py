@@ -184,3 +184,20 @@ def test_rtl_backend_matches_golden(tmp_path):
     timing = driver.last_timing
     assert timing.cycles_per_image is not None and timing.model_cycles_per_image == max(
         l.nf * l.sf for l in driver.artifact.layers)
+
+
+def test_driver_binds_the_vlnv_the_hls_scripts_package():
+    """The IP the Vitis scripts package is the one the PYNQ driver binds to."""
+    import re
+    from pathlib import Path
+
+    from bnnflow.host.accel_ip import VLNV
+
+    hls = Path(__file__).resolve().parents[1] / "hls"
+    cfg = (hls / "hls_config.cfg").read_text()
+    fields = dict(re.findall(r"^package\.ip\.(\w+)=(\S+)", cfg, flags=re.M))
+    top = re.search(r"^syn\.top=(\S+)", cfg, flags=re.M).group(1)
+    assert VLNV == f"{fields['vendor']}:{fields['library']}:{top}:{fields['version']}"
+    tcl = (hls / "run_hls.tcl").read_text()
+    vendor, library, version = re.search(r"-vendor (\S+) -library (\S+) -version (\S+)", tcl).groups()
+    assert VLNV == f"{vendor}:{library}:{top}:{version}"
