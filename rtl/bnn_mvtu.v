@@ -1,0 +1,300 @@
+// bnn_mvtu: folded matrix-vector(-threshold) unit of one bnnflow layer.
+//
+// Computes, for every input vector of MW (padded) elements, MH outputs:
+//   XNOR = 1 (xnor_* layers):   acc[n] = popcount(XNOR(a, w[n]))
+//   XNOR = 0 (int_threshold):   acc[n] = sum_i x[i] * (w[n][i] ? +1 : -1), x unsigned
+//   THRESHOLD = 1:              out[n] = (acc[n] >= T[n])               (1 bit)
+//   THRESHOLD = 0 and XNOR = 1: out[n] = 2*acc[n] - REAL_MW              (signed score)
+//   THRESHOLD = 0 and XNOR = 0: out[n] = acc[n]                          (signed sum)
+// exactly as docs/ARTIFACT.md and bnnflow/golden.py define them.
+//
+// Folding: PE rows x SIMD lanes, NF = MH/PE neuron folds, SF = MW/SIMD synapse
+// folds. Every cycle each PE processes SIMD lanes of one weight word, so a
+// vector takes NF*SF cycles with no backpressure (II = 1). The SF input words
+// of a vector are read from s_axis only during neuron fold 0 and kept in an
+// input buffer for folds 1..NF-1.
+//
+// Streams (docs/ARTIFACT.md "Streams"):
+//   s_axis: SF words per vector, SIMD elements of INPUT_BITS, element j at
+//           bits [j*INPUT_BITS +: INPUT_BITS].
+//   m_axis: NF words per vector, PE elements of OUTPUT_BITS, element p of word
+//           nf is neuron nf*PE + p. Scores are two's complement.
+//   TLAST:  the last output word of a vector carries TLAST exactly when the
+//           last input word of that vector did; other output words never do.
+// Backpressure: m_axis_tready may be low at any time; output words wait in a
+// small FIFO and are never dropped or duplicated. Issue is credit-based, so
+// there is no combinational path from m_axis_tready to s_axis_tready.
+//
+// Memories ($readmemh, docs/ARTIFACT.md "RTL memory files"):
+//   WEIGHT_FILE:    NF*SF words of PE*SIMD bits, PE p at bits [p*SIMD +: SIMD],
+//                   address nf*SF + sf.
+//   THRESHOLD_FILE: NF words of PE*THRESHOLD_BITS bits (unused if THRESHOLD = 0).
+//
+// Reset: rst is synchronous and active-high; it clears the control state
+// (counters, valid flags, FIFO pointers), not the datapath.
+// Latency: 4 cycles from the last weight word of a neuron fold to m_axis_tvalid.
+
+module bnn_mvtu #(
+    parameter MW             = 64,     // input elements per vector, padded to a multiple of SIMD
+    parameter MH             = 64,     // output elements (neurons); a multiple of PE
+    parameter PE             = 4,      // neurons computed in parallel
+    parameter SIMD           = 8,      // input lanes per PE and cycle
+    parameter INPUT_BITS     = 1,      // bits per unsigned input element (1 for XNOR)
+    parameter XNOR           = 1,      // 1: XNOR-popcount lanes, 0: unsigned integer x +-1 weight
+    parameter THRESHOLD      = 1,      // 1: threshold output (1 bit), 0: score output
+    parameter ACC_BITS       = 7,      // accumulator width from the manifest (one sign bit is added)
+    parameter THRESHOLD_BITS = 8,      // two's-complement threshold width (ignored if THRESHOLD = 0)
+    parameter OUTPUT_BITS    = 1,      // bits per output element (1 for threshold layers)
+    parameter REAL_MW        = MW,     // unpadded input count, for score = 2*popcount - REAL_MW
+    parameter WEIGHT_FILE    = "weights.mem",     // $readmemh file of the weights
+    parameter THRESHOLD_FILE = "thresholds.mem",  // $readmemh file of the thresholds
+    parameter FIFO_DEPTH     = 8       // output FIFO words, a power of two >= 4 (II = 1 needs >= 4)
+) (
+    input  wire                        clk,
+    input  wire                        rst,
+
+    // input vector stream
+    input  wire [SIMD*INPUT_BITS-1:0]  s_axis_tdata,
+    input  wire                        s_axis_tvalid,
+    output wire                        s_axis_tready,
+    input  wire                        s_axis_tlast,
+
+    // output vector stream
+    output wire [PE*OUTPUT_BITS-1:0]   m_axis_tdata,
+    output wire                        m_axis_tvalid,
+    input  wire                        m_axis_tready,
+    output wire                        m_axis_tlast
+);
+
+    localparam NF       = MH / PE;
+    localparam SF       = MW / SIMD;
+    localparam DEPTH    = NF * SF;
+    localparam IN_W     = SIMD * INPUT_BITS;
+    localparam OUT_W    = PE * OUTPUT_BITS;
+    localparam SF_CW    = (SF > 1) ? $clog2(SF) : 1;
+    localparam NF_CW    = (NF > 1) ? $clog2(NF) : 1;
+    localparam AW       = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+    localparam LANE_MAX = (XNOR != 0) ? 1 : (1 << INPUT_BITS) - 1;
+    localparam DOT_BITS = $clog2(SIMD * LANE_MAX + 1) + 1;
+    localparam ACC_W    = ((ACC_BITS > DOT_BITS) ? ACC_BITS : DOT_BITS) + 1;
+    localparam TB       = (THRESHOLD_BITS > 0) ? THRESHOLD_BITS : 1;
+    localparam FIFO_AW  = $clog2(FIFO_DEPTH);
+
+    localparam SF_LAST_I = SF - 1;
+    localparam NF_LAST_I = NF - 1;
+    localparam AD_LAST_I = DEPTH - 1;
+    localparam [SF_CW-1:0]   SF_LAST = SF_LAST_I[SF_CW-1:0];
+    localparam [NF_CW-1:0]   NF_LAST = NF_LAST_I[NF_CW-1:0];
+    localparam [AW-1:0]      AD_LAST = AD_LAST_I[AW-1:0];
+    localparam [SF_CW-1:0]   SF_ONE  = 1;
+    localparam [NF_CW-1:0]   NF_ONE  = 1;
+    localparam [AW-1:0]      AD_ONE  = 1;
+    localparam [FIFO_AW:0]   CR_FULL = FIFO_DEPTH;
+    localparam [FIFO_AW:0]   CR_ONE  = 1;
+
+    // ------------------------------------------------------------------
+    // Issue stage: fold counters, input buffer, credit for the output FIFO
+    // ------------------------------------------------------------------
+    reg  [SF_CW-1:0]   sf_q;
+    reg  [NF_CW-1:0]   nf_q;
+    reg  [AW-1:0]      addr_q;       // nf_q*SF + sf_q
+    reg  [FIFO_AW:0]   credit_q;     // output words issued and not yet popped
+    reg                vlast_q;      // TLAST of the current vector's last input word
+
+    wire in_phase  = (nf_q == {NF_CW{1'b0}});
+    wire sf_last   = (sf_q == SF_LAST);
+    wire nf_last   = (nf_q == NF_LAST);
+    wire room      = (credit_q != CR_FULL);
+    wire fire      = room & (~in_phase | s_axis_tvalid);
+    wire word_out  = fire & sf_last;
+    wire word_pop  = m_axis_tvalid & m_axis_tready;
+    wire beat_last = nf_last & sf_last & (in_phase ? s_axis_tlast : vlast_q);
+    wire [IN_W-1:0] x_issue;
+
+    assign s_axis_tready = room & in_phase;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            sf_q     <= {SF_CW{1'b0}};
+            nf_q     <= {NF_CW{1'b0}};
+            addr_q   <= {AW{1'b0}};
+            credit_q <= {(FIFO_AW+1){1'b0}};
+        end else begin
+            if (fire) begin
+                if (sf_last) begin
+                    sf_q <= {SF_CW{1'b0}};
+                    nf_q <= nf_last ? {NF_CW{1'b0}} : nf_q + NF_ONE;
+                end else begin
+                    sf_q <= sf_q + SF_ONE;
+                end
+                addr_q <= (addr_q == AD_LAST) ? {AW{1'b0}} : addr_q + AD_ONE;
+            end
+            if (word_out & ~word_pop)
+                credit_q <= credit_q + CR_ONE;
+            else if (~word_out & word_pop)
+                credit_q <= credit_q - CR_ONE;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (fire & in_phase & sf_last)
+            vlast_q <= s_axis_tlast;
+    end
+
+    generate
+        if (NF > 1) begin : g_ibuf
+            // input buffer: written in neuron fold 0, read in folds 1..NF-1
+            reg [IN_W-1:0] ibuf [0:SF-1];
+            always @(posedge clk) begin
+                if (fire & in_phase)
+                    ibuf[sf_q] <= s_axis_tdata;
+            end
+            assign x_issue = in_phase ? s_axis_tdata : ibuf[sf_q];
+        end else begin : g_no_ibuf
+            assign x_issue = s_axis_tdata;
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------
+    // Stage 1: weight read (synchronous ROM), input word, beat flags
+    // ------------------------------------------------------------------
+    reg  [PE*SIMD-1:0] wmem [0:DEPTH-1];
+    reg  [PE*SIMD-1:0] w1_q;
+    reg  [IN_W-1:0]    x1_q;
+    reg                v1_q, first1_q, last1_q, tlast1_q;
+
+    initial $readmemh(WEIGHT_FILE, wmem);
+
+    always @(posedge clk) begin
+        w1_q <= wmem[addr_q];
+    end
+
+    always @(posedge clk) begin
+        if (rst)
+            v1_q <= 1'b0;
+        else
+            v1_q <= fire;
+        x1_q     <= x_issue;
+        first1_q <= (sf_q == {SF_CW{1'b0}});
+        last1_q  <= sf_last;
+        tlast1_q <= beat_last;
+    end
+
+    // ------------------------------------------------------------------
+    // Stage 2: per-PE SIMD dot products (registered)
+    // Stage 3: per-PE accumulators; threshold read for the neuron fold
+    // ------------------------------------------------------------------
+    reg                v2_q, first2_q, last2_q, tlast2_q;
+    reg                v3_q, tlast3_q;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [PE*TB-1:0]   thr3;         // thresholds of the neuron fold in stage 3 (unused for scores)
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [OUT_W-1:0]   y_word;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            v2_q <= 1'b0;
+            v3_q <= 1'b0;
+        end else begin
+            v2_q <= v1_q;
+            v3_q <= v2_q & last2_q;
+        end
+        first2_q <= first1_q;
+        last2_q  <= last1_q;
+        tlast2_q <= tlast1_q;
+        tlast3_q <= tlast2_q;
+    end
+
+    generate
+        if (THRESHOLD != 0) begin : g_tmem
+            reg [PE*TB-1:0] tmem [0:NF-1];
+            reg [PE*TB-1:0] thr3_q;
+            reg [NF_CW-1:0] nf1_q, nf2_q;   // neuron fold of the beats in stages 1 and 2
+            initial $readmemh(THRESHOLD_FILE, tmem);
+            always @(posedge clk) begin
+                nf1_q  <= nf_q;
+                nf2_q  <= nf1_q;
+                thr3_q <= tmem[nf2_q];
+            end
+            assign thr3 = thr3_q;
+        end else begin : g_no_tmem
+            assign thr3 = {(PE*TB){1'b0}};
+        end
+    endgenerate
+
+    genvar p;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_pe
+            wire [DOT_BITS-1:0] dot;
+            reg  [DOT_BITS-1:0] dot2_q;
+            reg  [ACC_W-1:0]    acc3_q;
+
+            bnn_simd_dot #(
+                .SIMD       (SIMD),
+                .INPUT_BITS (INPUT_BITS),
+                .XNOR       (XNOR),
+                .DOT_BITS   (DOT_BITS)
+            ) u_dot (
+                .x   (x1_q),
+                .w   (w1_q[p*SIMD +: SIMD]),
+                .dot (dot)
+            );
+
+            always @(posedge clk) begin
+                dot2_q <= dot;
+                if (v2_q)
+                    acc3_q <= (first2_q ? {ACC_W{1'b0}} : acc3_q)
+                            + {{(ACC_W-DOT_BITS){dot2_q[DOT_BITS-1]}}, dot2_q};
+            end
+
+            if (THRESHOLD != 0) begin : g_thr
+                bnn_threshold #(
+                    .ACC_W          (ACC_W),
+                    .THRESHOLD_BITS (TB)
+                ) u_thr (
+                    .acc (acc3_q),
+                    .thr (thr3[p*TB +: TB]),
+                    .y   (y_word[p*OUTPUT_BITS])
+                );
+                if (OUTPUT_BITS > 1) begin : g_pad
+                    assign y_word[p*OUTPUT_BITS+1 +: OUTPUT_BITS-1] = {(OUTPUT_BITS-1){1'b0}};
+                end
+            end else begin : g_score
+                localparam [ACC_W:0] RMW = REAL_MW[ACC_W:0];
+                wire [ACC_W:0] acc_x = {acc3_q[ACC_W-1], acc3_q};
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [ACC_W:0] score = (XNOR != 0) ? {acc3_q, 1'b0} - RMW : acc_x;
+                /* verilator lint_on UNUSEDSIGNAL */
+                assign y_word[p*OUTPUT_BITS +: OUTPUT_BITS] = score[OUTPUT_BITS-1:0];
+            end
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------
+    // Output FIFO (never overflows: issue holds a credit per output word)
+    // ------------------------------------------------------------------
+    reg  [OUT_W:0]     fifo [0:FIFO_DEPTH-1];
+    reg  [FIFO_AW:0]   wr_q, rd_q;
+    localparam [FIFO_AW:0] PTR_ONE = 1;
+
+    always @(posedge clk) begin
+        if (v3_q)
+            fifo[wr_q[FIFO_AW-1:0]] <= {tlast3_q, y_word};
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            wr_q <= {(FIFO_AW+1){1'b0}};
+            rd_q <= {(FIFO_AW+1){1'b0}};
+        end else begin
+            if (v3_q)
+                wr_q <= wr_q + PTR_ONE;
+            if (word_pop)
+                rd_q <= rd_q + PTR_ONE;
+        end
+    end
+
+    assign m_axis_tvalid = (wr_q != rd_q);
+    assign {m_axis_tlast, m_axis_tdata} = fifo[rd_q[FIFO_AW-1:0]];
+
+endmodule

@@ -1,0 +1,89 @@
+"""The generated network top against the golden model, and run_network's contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnnflow.folding import LayerFolding as F
+from bnnflow.sim import toolchain
+from bnnflow.testing import random_artifact
+from bnnflow.writer import read_vectors
+
+SIMS = ["icarus", "verilator"]
+
+# (input_features, hidden, classes, input_bits, folding or None = default)
+FAST = [
+    pytest.param(100, (64, 32), 10, 5, [F(4, 32), F(8, 16), F(2, 8)], id="in100-simd32-pad"),
+    pytest.param(64, (64, 32), 10, 5, None, id="digits-default-folding"),
+]
+SLOW = [
+    pytest.param(784, (256, 256, 256), 10, 8, [F(16, 64), F(16, 32), F(16, 64), F(5, 8)], id="mnist-sfc"),
+    pytest.param(30, (), 4, 3, [F(2, 4)], id="one-layer-int"),
+    pytest.param(20, (12,), 3, 1, [F(3, 8), F(1, 5)], id="binary-input-pad"),
+    pytest.param(50, (40, 24, 16), 6, 4, [F(1, 1), F(8, 16), F(8, 24), F(6, 16)], id="deep-mixed"),
+]
+
+
+def check_network(tmp_path, sim, features, hidden, classes, bits, folding, seed=0):
+    from bnnflow.sim.network import run_network
+
+    toolchain.pytest_require(sim)
+    a = random_artifact(tmp_path / "a", seed=seed, input_features=features, hidden=hidden, classes=classes,
+                        input_bits=bits, folding=folding, n_vectors=16, generate=("rtl",))
+    images, _, golden = read_vectors(a)
+    result = run_network(a, images, sim, check=True, seed=seed, idle=0.3, backpressure=0.4)
+    assert result.scores.dtype == np.int64 and result.scores.shape == golden.shape
+    np.testing.assert_array_equal(result.scores, golden)
+    assert result.model_cycles == max(l.nf * l.sf for l in a.layers)
+    assert result.model_cycles <= result.cycles_per_image <= result.model_cycles * 1.02 + 0.5, (
+        f"measured {result.cycles_per_image} cycles/image, slowest layer NF*SF = {result.model_cycles}")
+    return a, result
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("features,hidden,classes,bits,folding", FAST)
+def test_network(tmp_path, sim, features, hidden, classes, bits, folding):
+    check_network(tmp_path, sim, features, hidden, classes, bits, folding)
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("features,hidden,classes,bits,folding", SLOW)
+def test_network_sweep(tmp_path, sim, features, hidden, classes, bits, folding):
+    check_network(tmp_path, sim, features, hidden, classes, bits, folding, seed=2)
+
+
+@pytest.mark.rtl
+def test_run_network_plain_and_cached(tmp_path):
+    """The verify/driver call: no checking in the tb, scores returned, build reused."""
+    from bnnflow.sim.network import run_network
+
+    toolchain.pytest_require("icarus")
+    a = random_artifact(tmp_path / "a", seed=4, input_features=64, hidden=(32,), classes=10, input_bits=5,
+                        n_vectors=3, generate=("rtl",))
+    images, _, golden = read_vectors(a)
+    first = run_network(a, images, "icarus")
+    np.testing.assert_array_equal(first.scores, golden)
+    assert first.cycles_per_image == pytest.approx(first.model_cycles, abs=0.5)   # 3 images tiled to 12
+    again = run_network(str(a.root), images[:1], "icarus")
+    assert again.build_dir == first.build_dir
+    np.testing.assert_array_equal(again.scores, golden[:1])
+    # an artifact exported without RTL files is generated on the fly
+    b = random_artifact(tmp_path / "b", seed=4, input_features=64, hidden=(32,), classes=10, input_bits=5,
+                        n_vectors=3, generate=())
+    np.testing.assert_array_equal(run_network(b, images, "icarus").scores, golden)
+
+
+def test_run_network_missing_simulator(tmp_path, monkeypatch):
+    """A missing simulator is a clear error naming how to install it."""
+    from bnnflow.sim import SimulatorMissing
+    from bnnflow.sim.network import run_network
+
+    a = random_artifact(tmp_path / "a", seed=1, input_features=16, hidden=(), classes=4, n_vectors=2,
+                        generate=("rtl",))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(SimulatorMissing, match="apt-get install iverilog"):
+        run_network(a, np.zeros((1, 16), dtype=np.uint8), "icarus")
