@@ -39,3 +39,6 @@ test-slow: $(STAMP)
 
 clean:
 	rm -rf runs sim_build .pytest_cache .hypothesis
+
+results: $(STAMP)
+	$(PY) bench/results.py

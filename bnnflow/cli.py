@@ -5,6 +5,7 @@ Each subcommand has its own ``--help``. A typical session::
     bnnflow train --dataset digits --method bnn --hidden 256,256 --epochs 60 --out runs/demo
     bnnflow export runs/demo
     bnnflow verify runs/demo --against golden,rtl,hls
+    bnnflow plot runs/demo
 """
 
 from __future__ import annotations
@@ -13,7 +14,29 @@ import argparse
 import sys
 from pathlib import Path
 
-METHODS = ("bnn",)
+#: Training methods (bnnflow.model.methods.METHODS has their defaults; kept here so --help needs no torch).
+METHODS = ("float", "binaryconnect", "bnn", "xnor", "dorefa", "wage")
+
+METHOD_HELP = """methods and their defaults (override them with the options above; all use a cosine LR
+schedule except wage, and the MLP of --hidden unless --arch is given):
+  float          real weights/activations, BN + ReLU; Adam lr 0.003, cross-entropy
+  binaryconnect  binary weights, real ReLU activations, BN after every layer;
+                 --variant det|stoch (default det); Adam lr 0.01 with Glorot
+                 per-layer LR scaling, weights clipped to [-1,1], squared hinge
+                 loss; reports test accuracy with binary and with real weights
+  bnn            sign weights and activations (saturated STE), integer first
+                 layer, binary integer scores; Adam lr 0.01, cross-entropy;
+                 --bn shift (shift-based BN), --optim shift-adamax. The MLP
+                 (--hidden) is the network `bnnflow export` maps to hardware
+  xnor           --variant xnor (default: sign inputs scaled by beta/K) | bwn
+                 (real inputs); alpha*sign weights; BN -> sign -> layer -> ReLU
+                 -> pool; --first-layer/--last-layer real (default) | quant;
+                 Adam lr 0.01
+  dorefa         --wbits 1 --abits 2 --gbits 32 (defaults; 1..16 or 32 = float),
+                 first/last layers real; Adam lr 0.01
+  wage           --wbits 2 --abits 8 --gbits 8 --ebits 8 (2..16); no BN, SSE
+                 loss, quantized SGD with stochastic rounding, lr 8 -> 1 -> 1/8
+"""
 
 
 def _int_list(text: str) -> list[int]:
@@ -28,12 +51,13 @@ def _int_list(text: str) -> list[int]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
+    from .model import build_model, summary
+    from .model.methods import bits_label, resolve_config
     from .model.train import train
 
-    dataset = load_dataset(args.dataset, args.split_seed)
     config = {
         "method": args.method,
-        "arch": "mlp",
+        "arch": args.arch or "mlp",
         "hidden": args.hidden,
         "dataset": args.dataset,
         "split_seed": args.split_seed,
@@ -41,16 +65,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+    }
+    for key in ("variant", "wbits", "abits", "gbits", "ebits", "bn", "optim", "loss", "lr_scale",
+                "schedule", "first_layer", "last_layer"):
+        config[key] = getattr(args, key)
+    config = resolve_config(config)     # unknown names / bits out of range fail before loading data
+    dataset = load_dataset(args.dataset, args.split_seed)
+    config.update({
         "input_features": dataset.input_features,
         "input_shape": list(dataset.input_shape),
         "input_bits": dataset.input_bits,
         "num_classes": dataset.num_classes,
-    }
+    })
+    model = build_model(config)         # a conv spec that does not fit the input fails here
     print(f"dataset {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test, "
           f"{dataset.input_features} inputs of {dataset.input_bits} bits, {dataset.num_classes} classes")
+    print(f"method {config['method']} {bits_label(config)}, optimizer {config['optim']} lr {config['lr']:g}, "
+          f"loss {config['loss']}, {config['epochs']} epochs")
+    if not args.quiet:
+        print(summary(model))
     metrics = train(config, dataset, args.out, progress=not args.quiet)
-    print(f"test accuracy {metrics['test_acc'] * 100:.2f}% (train {metrics['train_acc'] * 100:.2f}%), "
+    extra = "".join(f", {k[9:]} weights {v * 100:.2f}%" for k, v in metrics.items() if k.startswith("test_acc_"))
+    print(f"test accuracy {metrics['test_acc'] * 100:.2f}% (train {metrics['train_acc'] * 100:.2f}%{extra}), "
           f"run saved to {args.out}")
+    if args.plot:
+        from .model.plot import plot_run
+        print(f"curves: {plot_run(args.out)}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .model.plot import plot_run
+
+    print(f"curves: {plot_run(args.run, args.out)}")
     return 0
 
 
@@ -80,21 +127,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a quantized network and save a run folder",
-                       description="Train a network; writes OUT/config.json, OUT/model.pt and OUT/metrics.json.")
+                       description="Train a network; writes OUT/config.json, OUT/model.pt and OUT/metrics.json "
+                                   "(per-epoch loss, accuracy, time). Options left out take the method's "
+                                   "defaults (listed below).",
+                       epilog=METHOD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits",
                    help="digits (scikit-learn, offline), mnist (downloads the IDX files), or idx:DIR "
                         "(a folder with train/t10k images and labels in MNIST IDX format, raw or .gz)")
-    p.add_argument("--method", choices=METHODS, default="bnn",
-                   help="bnn: binary weights and activations, integer first layer, integer scores")
-    p.add_argument("--hidden", type=_int_list, default=[256, 256], help="hidden layer sizes, e.g. 256,256")
+    p.add_argument("--method", choices=METHODS, default="bnn", help="training method (default bnn; see below)")
+    p.add_argument("--hidden", type=_int_list, default=[256, 256],
+                   help="MLP hidden layer sizes, e.g. 256,256 (used when --arch is not given)")
+    p.add_argument("--arch", help="conv net spec instead of the MLP: NCk (conv, same padding), NCkV (no padding), "
+                                  "MPk (max-pool), FCn, e.g. 64C3-64C3-MP2-128C3-MP2-FC256 "
+                                  "(digits is 8x8: try 32C3-32C3-MP2-64C3-FC128)")
     p.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
     p.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate, cosine-annealed (default 0.01)")
+    p.add_argument("--lr", type=float, help="learning rate (default per method: see below)")
+    p.add_argument("--variant", help="binaryconnect: det|stoch; xnor: xnor|bwn")
+    p.add_argument("--wbits", type=int, help="weight bits (dorefa, wage)")
+    p.add_argument("--abits", type=int, help="activation bits (dorefa, wage)")
+    p.add_argument("--gbits", type=int, help="gradient bits (dorefa, wage)")
+    p.add_argument("--ebits", type=int, help="error bits (wage)")
+    p.add_argument("--bn", choices=("standard", "shift"), help="BatchNorm kind (default standard)")
+    p.add_argument("--optim", choices=("adam", "shift-adamax", "sgd", "wage-sgd"),
+                   help="optimizer (default adam; wage-sgd for wage)")
+    p.add_argument("--loss", choices=("ce", "sqhinge", "sse"), help="loss: cross-entropy, squared hinge, SSE")
+    p.add_argument("--lr-scale", dest="lr_scale", choices=("none", "glorot"),
+                   help="per-layer LR scaling of binary weights (default glorot for binaryconnect)")
+    p.add_argument("--schedule", choices=("cosine", "pow2"), help="LR schedule (default cosine; pow2 for wage)")
+    p.add_argument("--first-layer", dest="first_layer", choices=("real", "quant"),
+                   help="xnor/dorefa: keep the first layer real (default) or quantize it")
+    p.add_argument("--last-layer", dest="last_layer", choices=("real", "quant"),
+                   help="xnor/dorefa: keep the last layer real (default) or quantize it")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation and batch order")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the stratified train/test split (digits)")
     p.add_argument("--out", required=True, help="run folder to write, e.g. runs/demo")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plot", action="store_true", help="also save OUT/curves.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("plot", help="save a run's training curves as a PNG",
+                       description="Plots loss and accuracy per epoch from RUN/metrics.json.")
+    p.add_argument("run", help="training run folder")
+    p.add_argument("--out", help="PNG file to write (default RUN/curves.png)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("export", help="fold, pack and write the hardware artifact of a run",
                        description="Writes RUN/export/: manifest.json, packed weights, integer thresholds, "

@@ -1,12 +1,21 @@
-"""bnnflow.model: PyTorch quantizers, quantized layers and networks for training.
+"""bnnflow.model: PyTorch quantizers, quantized layers, optimizers and networks for training.
 
-The networks here expose ``deployment_layers()`` so ``bnnflow.export`` can fold
-them into the integer artifact the hardware runs.
+The five classic methods (BinaryConnect, BNN, XNOR-Net, DoReFa-Net, WAGE) plus
+a float baseline; see docs/TRAINING.md. ``BNNMLP`` exposes
+``deployment_layers()`` so ``bnnflow.export`` can fold it into the integer
+artifact the hardware runs.
 """
 
-from .quantizers import SignSTE, ste_sign, get_quantizer, QUANTIZERS
-from .layers import QuantLinear, BinaryLinear, clip_weights
-from .networks import BNNMLP, build_model
+from .quantizers import (QUANTIZERS, SignSTE, Quantizer, ap2, get_quantizer, hard_sigmoid, quantize_k,
+                         ste_sign, stochastic_round, wage_q, wage_shift, wage_sigma)
+from .layers import BinaryLinear, QuantConv2d, QuantLinear, bitplane_linear, clip_weights, summary
+from .norm import ShiftBatchNorm1d, ShiftBatchNorm2d
+from .optim import ShiftAdaMax, WageSGD
+from .methods import METHODS, resolve_config
+from .networks import BNNMLP, QuantNet, build_model, layer_specs
 
-__all__ = ["SignSTE", "ste_sign", "get_quantizer", "QUANTIZERS", "QuantLinear", "BinaryLinear",
-           "clip_weights", "BNNMLP", "build_model"]
+__all__ = ["QUANTIZERS", "SignSTE", "Quantizer", "ap2", "get_quantizer", "hard_sigmoid", "quantize_k",
+           "ste_sign", "stochastic_round", "wage_q", "wage_shift", "wage_sigma",
+           "BinaryLinear", "QuantConv2d", "QuantLinear", "bitplane_linear", "clip_weights", "summary",
+           "ShiftBatchNorm1d", "ShiftBatchNorm2d", "ShiftAdaMax", "WageSGD", "METHODS", "resolve_config",
+           "BNNMLP", "QuantNet", "build_model", "layer_specs"]

@@ -1,8 +1,15 @@
-"""Networks that the flow trains and deploys."""
+"""Networks that the flow trains and deploys.
+
+- :class:`BNNMLP`: the BNN multilayer perceptron the hardware runs (``--method bnn``
+  with ``--hidden``); it has ``trace()``, ``scores()`` and ``deployment_layers()``.
+- :class:`QuantNet`: every other method/architecture, MLP or conv net from an
+  ``--arch`` spec such as ``64C3-64C3-MP2-128C3-MP2-FC256``. No hardware mapping yet.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +17,9 @@ import torch
 import torch.nn as nn
 
 from .layers import BinaryLinear
-from .quantizers import ste_sign
+from .methods import build_blocks, resolve_config
+from .norm import batchnorm
+from .quantizers import BinaryConnectQuantizer, ste_sign
 
 
 @dataclass
@@ -32,15 +41,19 @@ class BNNMLP(nn.Module):
     - Last layer: binary weights, integer scores, no BatchNorm; a learned
       positive temperature scales the scores for the loss only, so the
       prediction argmax(scores) is what the hardware computes.
+
+    ``bn = "shift"`` uses the shift-based BatchNorm; it exports exactly (the
+    exporter receives its equivalent plain BatchNorm).
     """
 
-    def __init__(self, in_features: int, hidden: list[int], num_classes: int, bn_momentum: float = 0.1):
+    def __init__(self, in_features: int, hidden: list[int], num_classes: int, bn_momentum: float = 0.1,
+                 bn: str = "standard"):
         super().__init__()
         if not hidden:
             raise ValueError("BNNMLP needs at least one hidden layer (--hidden 256,256)")
         sizes = [in_features] + list(hidden)
         self.linears = nn.ModuleList(BinaryLinear(a, b) for a, b in zip(sizes, sizes[1:]))
-        self.bns = nn.ModuleList(nn.BatchNorm1d(b, momentum=bn_momentum) for b in hidden)
+        self.bns = nn.ModuleList(batchnorm(bn, b, conv=False, momentum=bn_momentum) for b in hidden)
         self.head = BinaryLinear(hidden[-1], num_classes)
         self.log_temperature = nn.Parameter(torch.tensor(-0.5 * math.log(hidden[-1])))
 
@@ -63,15 +76,119 @@ class BNNMLP(nn.Module):
         return self.scores(x) * self.log_temperature.exp()
 
     def deployment_layers(self) -> list[DeployLayer]:
-        layers = [DeployLayer("int_threshold" if i == 0 else "xnor_threshold", linear, bn)
+        layers = [DeployLayer("int_threshold" if i == 0 else "xnor_threshold", linear,
+                              bn.equivalent_batchnorm() if hasattr(bn, "equivalent_batchnorm") else bn)
                   for i, (linear, bn) in enumerate(zip(self.linears, self.bns))]
         layers.append(DeployLayer("xnor_score", self.head, None))
         return layers
 
 
+_TOKEN = re.compile(r"^(?:(?P<cout>\d+)C(?P<k>\d+)(?P<valid>V?)|MP(?P<pool>\d+)|FC(?P<fc>\d+))$", re.IGNORECASE)
+
+
+def layer_specs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The layer list of a config: ``arch = "mlp"`` uses ``hidden``; otherwise ``arch`` is a spec.
+
+    Spec tokens, joined by ``-``: ``NCk`` a k x k convolution with N output
+    channels and "same" padding k//2, ``NCkV`` the same without padding (BNN-PYNQ's
+    CNV style), ``MPk`` k x k max-pooling with stride k, ``FCn`` a fully
+    connected layer of n neurons. The classifier FC is appended. Raises
+    ValueError naming the token when the spec does not fit the input size.
+    """
+    num_classes = config["num_classes"]
+    arch = config.get("arch", "mlp")
+    if arch == "mlp":
+        sizes = [config["input_features"]] + list(config.get("hidden", []))
+        specs = [{"kind": "fc", "in": a, "out": b} for a, b in zip(sizes, sizes[1:])]
+        return specs + [{"kind": "fc", "in": sizes[-1], "out": num_classes}]
+    shape = list(config.get("input_shape", [config["input_features"]]))
+    if len(shape) == 2:
+        shape = [1] + shape
+    if len(shape) != 3:
+        raise ValueError(f"--arch {arch!r} has convolutions but the dataset's input shape {shape} is not an image")
+    c, h, w = shape
+    where = f"the {h}x{w} input of {config.get('dataset', 'the dataset')}"
+    specs: list[dict[str, Any]] = []
+    flat: int | None = None
+    for pos, token in enumerate(arch.split("-"), 1):
+        m = _TOKEN.match(token.strip())
+        if not m:
+            raise ValueError(f"--arch {arch!r}: cannot read token {pos} {token!r} "
+                             f"(use NCk, NCkV, MPk or FCn, e.g. 64C3-64C3-MP2-128C3-MP2-FC256)")
+        if m["fc"]:
+            n_in = flat if flat is not None else c * h * w
+            specs.append({"kind": "fc", "in": n_in, "out": int(m["fc"])})
+            flat = int(m["fc"])
+            continue
+        if flat is not None:
+            raise ValueError(f"--arch {arch!r}: token {pos} {token!r} comes after a fully connected layer")
+        if m["pool"]:
+            k = int(m["pool"])
+            if k < 1 or h < k or w < k:
+                raise ValueError(f"--arch {arch!r} does not fit {where}: token {pos} {token!r} "
+                                 f"gets a {h}x{w} map, smaller than its {k}x{k} window")
+            specs.append({"kind": "pool", "k": k})
+            h, w = h // k, w // k
+            continue
+        cout, k = int(m["cout"]), int(m["k"])
+        pad = 0 if m["valid"] else k // 2
+        oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+        if k < 1 or cout < 1 or oh < 1 or ow < 1:
+            raise ValueError(f"--arch {arch!r} does not fit {where}: token {pos} {token!r} "
+                             f"gets a {h}x{w} map, smaller than its {k}x{k} kernel")
+        specs.append({"kind": "conv", "in": c, "out": cout, "k": k, "pad": pad})
+        c, h, w = cout, oh, ow
+    n_in = flat if flat is not None else c * h * w
+    return specs + [{"kind": "fc", "in": n_in, "out": num_classes}]
+
+
+class QuantNet(nn.Module):
+    """Any method on an MLP or a small conv net, built from the method's blocks (:mod:`.methods`).
+
+    Inputs arrive as unsigned integer pixels; they are scaled to [0, 1] by
+    1 / (2^input_bits - 1) first, except for BNN, whose first layer multiplies
+    the integers themselves (the paper's bit-plane first layer).
+    """
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        cfg = resolve_config(config)
+        self.method = cfg["method"]
+        self.arch = cfg.get("arch", "mlp")
+        specs = layer_specs(cfg)
+        self.image_shape = None
+        if any(s["kind"] == "conv" for s in specs):
+            shape = list(cfg["input_shape"])
+            self.image_shape = [1] + shape if len(shape) == 2 else shape
+        self.input_scale = 1.0 if self.method == "bnn" else 1.0 / ((1 << cfg.get("input_bits", 8)) - 1)
+        self.body = nn.Sequential(*build_blocks(cfg, specs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.input_scale
+        if self.image_shape is not None:
+            x = x.reshape(x.shape[0], *self.image_shape)
+        return self.body(x)
+
+    def deployment_layers(self):
+        raise ValueError(f"--method {self.method} with arch {self.arch!r} has no hardware mapping yet: "
+                         f"only --method bnn with an MLP (--hidden, no --arch) exports")
+
+
+def set_eval_weights(model: nn.Module, mode: str) -> None:
+    """BinaryConnect evaluation mode of every BinaryConnect quantizer: ``binary`` or ``real``."""
+    for m in model.modules():
+        if isinstance(m, BinaryConnectQuantizer):
+            m.eval_weights = mode
+
+
+def eval_modes(model: nn.Module) -> list[str]:
+    """Evaluation modes a model supports besides its default (BinaryConnect: binary and real weights)."""
+    return ["binary", "real"] if any(isinstance(m, BinaryConnectQuantizer) for m in model.modules()) else []
+
+
 def build_model(config: dict[str, Any]) -> nn.Module:
-    """Construct the network a run's config.json describes."""
-    method = config["method"]
-    if method == "bnn" and config.get("arch", "mlp") == "mlp":
-        return BNNMLP(config["input_features"], list(config["hidden"]), config["num_classes"])
-    raise ValueError(f"unknown method/architecture {method!r}/{config.get('arch')!r}")
+    """Construct the network a run's config.json describes (method defaults filled in for old configs)."""
+    cfg = resolve_config(config)
+    if cfg["method"] == "bnn" and cfg.get("arch", "mlp") == "mlp":
+        return BNNMLP(cfg["input_features"], list(cfg["hidden"]), cfg["num_classes"], bn=cfg["bn"])
+    return QuantNet(cfg)

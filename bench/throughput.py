@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Throughput of the generated RTL: measured cycles per image vs the NF*SF model.
+
+For one network shape (default: the demo's 64-256-256-10, 5-bit input) and a
+sweep of foldings, this builds the generated top, streams images back to back
+through the RTL simulation and prints, per folding: the bottleneck layer's
+NF*SF, the measured cycles between output vectors, their ratio, and the
+frame rate that implies at a clock of --mhz (100 MHz as on a PYNQ-Z1). With
+--resources it also asks yosys (synth_xilinx, 7-series) for LUT/FF estimates.
+Writes a PNG chart next to --out. Figures are recorded in docs/PERFORMANCE.md.
+
+    .venv/bin/python bench/throughput.py --sim verilator --out docs/throughput.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bnnflow.folding import LayerFolding
+from bnnflow.sim.network import run_network
+from bnnflow.testing import random_artifact
+
+#: (name, [(PE, SIMD) per layer]) for the 64-256-256-10 demo shape.
+FOLDINGS = [
+    ("minimal", [(1, 8), (1, 8), (1, 8)]),
+    ("small", [(4, 16), (4, 16), (2, 16)]),
+    ("default", [(16, 32), (16, 32), (10, 32)]),
+    ("balanced", [(32, 16), (32, 64), (10, 32)]),
+    ("wide", [(64, 64), (64, 64), (10, 64)]),
+]
+
+
+def yosys_resources(design_dir: Path, top: str) -> dict[str, int] | None:
+    """LUT/FF/BRAM estimate of the generated top from yosys synth_xilinx (None without yosys)."""
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        return None
+    sources = " ".join(str(p) for p in sorted(design_dir.glob("*.v")))
+    with tempfile.TemporaryDirectory() as tmp:
+        stat = Path(tmp) / "stat.json"
+        script = (f"read_verilog {sources}; synth_xilinx -family xc7 -noiopad -top {top}; "
+                  f"tee -q -o {stat} stat -json")
+        proc = subprocess.run([yosys, "-q", "-p", script], cwd=design_dir, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return None
+        cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    luts = sum(v for k, v in cells.items() if k.startswith("LUT"))
+    ffs = sum(v for k, v in cells.items() if k.startswith("FD"))
+    brams = sum(v for k, v in cells.items() if k.startswith("RAMB"))
+    return {"LUT": luts, "FF": ffs, "BRAM": brams}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    parser.add_argument("--images", type=int, default=32, help="images streamed back to back per folding")
+    parser.add_argument("--mhz", type=float, default=100.0, help="clock for the frame-rate column")
+    parser.add_argument("--resources", action="store_true", help="add yosys LUT/FF estimates (slower)")
+    parser.add_argument("--out", default="docs/throughput.png", help="chart to write")
+    args = parser.parse_args(argv)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fold in FOLDINGS:
+            folding = [LayerFolding(pe, simd) for pe, simd in fold]
+            artifact = random_artifact(Path(tmp) / name, seed=1, input_features=64, hidden=(256, 256),
+                                       classes=10, input_bits=5, folding=folding, n_vectors=args.images,
+                                       generate=("rtl",))
+            images = np.fromfile(artifact.path("vectors/images.bin"), dtype=np.uint8).reshape(args.images, -1)
+            expected = np.fromfile(artifact.path("vectors/scores.bin"), dtype="<i4").reshape(args.images, -1)
+            result = run_network(artifact, images, sim=args.sim, timing_vectors=args.images)
+            if not np.array_equal(result.scores, expected):
+                print(f"{name}: RTL scores differ from golden", file=sys.stderr)
+                return 1
+            per_layer = [l.nf * l.sf for l in artifact.layers]
+            row = {"folding": name, "pe_simd": fold, "layer_cycles": per_layer, "model": result.model_cycles,
+                   "measured": result.cycles_per_image,
+                   "fps": args.mhz * 1e6 / result.cycles_per_image}
+            if args.resources:
+                row["resources"] = yosys_resources(artifact.root / "rtl", "bnnflow_top")
+            rows.append(row)
+            print(f"{name:9s} cycles/layer={per_layer} model={row['model']:4d} measured={row['measured']:7.1f} "
+                  f"ratio={row['measured'] / row['model']:.3f} fps@{args.mhz:.0f}MHz={row['fps']:,.0f}"
+                  + (f" resources={row['resources']}" if args.resources else ""), flush=True)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["model"] for r in rows], 0.4, label="model: max NF*SF")
+    ax.bar(x + 0.2, [r["measured"] for r in rows], 0.4, label=f"measured ({args.sim})")
+    ax.set_xticks(x, [r["folding"] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("cycles per image")
+    ax.set_title("bnnflow RTL, 64-256-256-10: cycles per image by folding")
+    ax.legend()
+    fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=120)
+    print(f"chart written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Training curves of a run folder as a PNG (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write loss and accuracy per epoch of ``run_dir`` to ``out`` (default RUN/curves.png)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = Path(run_dir)
+    metrics_path = run / "metrics.json"
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path}: not a training run (no metrics.json)")
+    metrics = json.loads(metrics_path.read_text())
+    history = metrics.get("epochs") or []
+    if not history:
+        raise ValueError(f"{metrics_path}: no per-epoch metrics to plot")
+    config = {}
+    if (run / "config.json").is_file():
+        config = json.loads((run / "config.json").read_text())
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["loss"] for h in history], label=f"train loss ({config.get('loss', '?')})")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_yscale("log")
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend()
+    if "train_acc" in history[0]:
+        ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], label="train (running, in training mode)")
+    ax_acc.plot(epochs, [100 * h["test_acc"] for h in history], label="test")
+    for key in sorted(k for k in history[0] if k.startswith("test_acc_")):
+        ax_acc.plot(epochs, [100 * h[key] for h in history], "--", label=f"test, {key[9:]} weights")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(loc="lower right")
+    title = f"{run.name}: {config.get('method', '?')} on {config.get('dataset', '?')}, " \
+            f"final test {100 * metrics.get('test_acc', float('nan')):.2f}%"
+    fig.suptitle(title)
+    fig.tight_layout()
+    target = Path(out) if out else run / "curves.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
