@@ -12,7 +12,7 @@ TORCH   := torch==2.13.0
 DEMO    := runs/demo
 JOBS    ?= 2
 
-.PHONY: demo test test-slow results venv clean lint
+.PHONY: demo test test-slow results venv clean
 
 venv: $(STAMP)
 

@@ -46,7 +46,9 @@ def yosys_resources(design_dir: Path, top: str) -> dict[str, int] | None:
     sources = " ".join(str(p) for p in sorted(design_dir.glob("*.v")))
     with tempfile.TemporaryDirectory() as tmp:
         stat = Path(tmp) / "stat.json"
-        script = (f"read_verilog {sources}; synth_xilinx -family xc7 -noiopad -top {top}; "
+        # -defer: elaborate modules only with the top's parameters (their default
+        # memory-file names do not exist); -flatten: one module, so stat -json is one table.
+        script = (f"read_verilog -defer {sources}; synth_xilinx -family xc7 -noiopad -flatten -top {top}; "
                   f"tee -q -o {stat} stat -json")
         proc = subprocess.run([yosys, "-q", "-p", script], cwd=design_dir, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -55,7 +57,8 @@ def yosys_resources(design_dir: Path, top: str) -> dict[str, int] | None:
     luts = sum(v for k, v in cells.items() if k.startswith("LUT"))
     ffs = sum(v for k, v in cells.items() if k.startswith("FD"))
     brams = sum(v for k, v in cells.items() if k.startswith("RAMB"))
-    return {"LUT": luts, "FF": ffs, "BRAM": brams}
+    lutram = sum(v for k, v in cells.items() if k.startswith("RAM") and not k.startswith("RAMB"))
+    return {"LUT": luts, "FF": ffs, "LUTRAM": lutram, "BRAM": brams}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,12 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=32, help="images streamed back to back per folding")
     parser.add_argument("--mhz", type=float, default=100.0, help="clock for the frame-rate column")
     parser.add_argument("--resources", action="store_true", help="add yosys LUT/FF estimates (slower)")
+    parser.add_argument("--foldings", default=",".join(name for name, _ in FOLDINGS),
+                        help="comma-separated subset of: " + ", ".join(name for name, _ in FOLDINGS))
     parser.add_argument("--out", default="docs/throughput.png", help="chart to write")
     args = parser.parse_args(argv)
+    chosen = args.foldings.split(",")
+    unknown = set(chosen) - {name for name, _ in FOLDINGS}
+    if unknown:
+        parser.error(f"unknown folding(s) {sorted(unknown)}")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, fold in FOLDINGS:
+        for name, fold in [f for f in FOLDINGS if f[0] in chosen]:
             folding = [LayerFolding(pe, simd) for pe, simd in fold]
             artifact = random_artifact(Path(tmp) / name, seed=1, input_features=64, hidden=(256, 256),
                                        classes=10, input_bits=5, folding=folding, n_vectors=args.images,

@@ -107,3 +107,22 @@ def test_idx_28x28_train_export_verify(idx_dir, tmp_path):
     images, labels, _ = read_vectors(artifact)
     assert_golden_equals_torch(model, artifact, images)
     assert main(["verify", str(run), "--against", "golden"]) == 0
+
+
+def test_idx_28x28_verify_rtl_and_hls(idx_dir, tmp_path, capsys):
+    """The padded 784-input network runs bit-exactly on the RTL (both simulators) and HLS C-sim."""
+    from bnnflow.sim import toolchain
+
+    run = tmp_path / "idx_run"
+    assert main(["train", "--dataset", f"idx:{idx_dir}", "--hidden", "32", "--epochs", "2",
+                 "--out", str(run), "--quiet"]) == 0
+    (tmp_path / "fold.json").write_text('{"layers": [{"pe": 4, "simd": 32}, {"pe": 4, "simd": 8}]}')
+    assert main(["export", str(run), "--folding", str(tmp_path / "fold.json")]) == 0
+    for sim in ("verilator", "icarus"):
+        toolchain.pytest_require(sim)
+        assert main(["verify", str(run), "--against", "golden,rtl,hls" if sim == "verilator" else "rtl",
+                     "--sim", sim, "--limit", "12"]) == 0
+        out = capsys.readouterr().out
+        assert "PASS" in out and f"rtl ({sim})" in out
+        # bottleneck: layer 0, NF*SF = (32/4) * (800/32) = 200 cycles per image
+        assert "200.0 / 200" in out
