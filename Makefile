@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/bnnflow train --dataset digits --method bnn --hidden 256,256 --epochs 60 --seed 0 --out $(DEMO)
 	$(VENV)/bin/bnnflow export $(DEMO)
-	$(VENV)/bin/bnnflow verify $(DEMO) --against golden,rtl,hls --sim verilator
+	$(VENV)/bin/bnnflow verify $(DEMO) --against golden,rtl,hls,board-sim --sim verilator
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Throughput of the generated RTL: measured cycles per image vs the NF*SF model.
 
-For one network shape (default: the demo's 64-256-256-10, 5-bit input) and a
+For one network shape (default: the demo's 64-256-256-10, 5-bit input;
+``--network lfc``: BNN-PYNQ's LFC with its published folding) and a
 sweep of foldings, this builds the generated top, streams images back to back
 through the RTL simulation and prints, per folding: the bottleneck layer's
 NF*SF, the measured cycles between output vectors, their ratio, and the
@@ -29,13 +30,24 @@ from bnnflow.sim.network import run_network
 from bnnflow.testing import random_artifact
 
 #: (name, [(PE, SIMD) per layer]) for the 64-256-256-10 demo shape.
-FOLDINGS = [
+DIGITS_FOLDINGS = [
     ("minimal", [(1, 8), (1, 8), (1, 8)]),
     ("small", [(4, 16), (4, 16), (2, 16)]),
     ("default", [(16, 32), (16, 32), (10, 32)]),
     ("balanced", [(32, 16), (32, 64), (10, 32)]),
     ("wide", [(64, 64), (64, 64), (10, 64)]),
 ]
+
+#: BNN-PYNQ's LFC (784-1024x3-10, 8-bit input) with its published folding
+#: (SIMD, PE) = (64,32) (32,64) (64,32) (8,16); our PE must divide MH, so the
+#: 10-class layer uses PE 10 instead of 16 (BNN-PYNQ pads it to 16 outputs).
+LFC_FOLDINGS = [("bnn-pynq", [(32, 64), (64, 32), (32, 64), (10, 8)])]
+
+#: network name -> (input features, hidden sizes, classes, input bits, foldings)
+NETWORKS = {
+    "digits": (64, (256, 256), 10, 5, DIGITS_FOLDINGS),
+    "lfc": (784, (1024, 1024, 1024), 10, 8, LFC_FOLDINGS),
+}
 
 
 def yosys_resources(design_dir: Path, top: str) -> dict[str, int] | None:
@@ -67,22 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=32, help="images streamed back to back per folding")
     parser.add_argument("--mhz", type=float, default=100.0, help="clock for the frame-rate column")
     parser.add_argument("--resources", action="store_true", help="add yosys LUT/FF estimates (slower)")
-    parser.add_argument("--foldings", default=",".join(name for name, _ in FOLDINGS),
-                        help="comma-separated subset of: " + ", ".join(name for name, _ in FOLDINGS))
+    parser.add_argument("--network", choices=sorted(NETWORKS), default="digits",
+                        help="digits: the demo's 64-256-256-10; lfc: BNN-PYNQ's 784-1024x3-10")
+    parser.add_argument("--foldings", help="comma-separated subset of the network's foldings "
+                        f"(digits: {', '.join(n for n, _ in DIGITS_FOLDINGS)}; lfc: bnn-pynq); default all")
     parser.add_argument("--out", default="docs/throughput.png", help="chart to write")
     args = parser.parse_args(argv)
-    chosen = args.foldings.split(",")
-    unknown = set(chosen) - {name for name, _ in FOLDINGS}
+    features, hidden, classes, input_bits, foldings = NETWORKS[args.network]
+    chosen = args.foldings.split(",") if args.foldings else [name for name, _ in foldings]
+    unknown = set(chosen) - {name for name, _ in foldings}
     if unknown:
-        parser.error(f"unknown folding(s) {sorted(unknown)}")
+        parser.error(f"unknown folding(s) {sorted(unknown)} for network {args.network}")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, fold in [f for f in FOLDINGS if f[0] in chosen]:
+        for name, fold in [f for f in foldings if f[0] in chosen]:
             folding = [LayerFolding(pe, simd) for pe, simd in fold]
-            artifact = random_artifact(Path(tmp) / name, seed=1, input_features=64, hidden=(256, 256),
-                                       classes=10, input_bits=5, folding=folding, n_vectors=args.images,
-                                       generate=("rtl",))
+            artifact = random_artifact(Path(tmp) / name, seed=1, input_features=features, hidden=hidden,
+                                       classes=classes, input_bits=input_bits, folding=folding,
+                                       n_vectors=args.images, generate=("rtl",))
             images = np.fromfile(artifact.path("vectors/images.bin"), dtype=np.uint8).reshape(args.images, -1)
             expected = np.fromfile(artifact.path("vectors/scores.bin"), dtype="<i4").reshape(args.images, -1)
             result = run_network(artifact, images, sim=args.sim, timing_vectors=args.images)
@@ -112,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xticks(x, [r["folding"] for r in rows])
     ax.set_yscale("log")
     ax.set_ylabel("cycles per image")
-    ax.set_title("bnnflow RTL, 64-256-256-10: cycles per image by folding")
+    shape = "-".join(str(n) for n in (features, *hidden, classes))
+    ax.set_title(f"bnnflow RTL, {shape}: cycles per image by folding")
     ax.legend()
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "any mismatch. Levels: golden (numpy integer model), rtl (cocotb simulation "
                                    "of the generated Verilog), hls (g++ C-simulation of the HLS engines).")
     p.add_argument("run", help="training run folder (exported)")
-    p.add_argument("--against", default="golden", help="comma-separated levels: golden,rtl,hls (default golden)")
+    p.add_argument("--against", default="golden",
+                   help="comma-separated levels: golden, rtl, hls, board-sim (the PYNQ driver's board path "
+                        "on a simulated pynq.Device whose engine is the RTL simulation); default golden")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="RTL simulator")
     p.add_argument("--limit", type=int, help="use only the first N test images")
     p.set_defaults(func=cmd_verify)

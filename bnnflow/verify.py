@@ -13,7 +13,7 @@ from . import artifact as art
 from .golden import GoldenModel, argmax_lowest
 from .writer import read_vectors
 
-LEVELS = ("golden", "rtl", "hls")
+LEVELS = ("golden", "rtl", "hls", "board-sim")
 
 
 @dataclass
@@ -48,6 +48,17 @@ def run_level(level: str, artifact: art.Artifact, images: np.ndarray, sim: str) 
 
         result = run_csim(artifact)
         return LevelResult("hls (csim)", np.asarray(result.scores)[: len(images)], time.perf_counter() - started)
+    if level == "board-sim":
+        # The PYNQ board driver (Overlay, DefaultIP registers, allocate, AXI DMA)
+        # against a simulated pynq.Device whose engine is the RTL simulation.
+        from .host import BnnDriver
+        from .sim.network import run_network
+
+        def rtl_engine(batch: np.ndarray) -> np.ndarray:
+            return run_network(artifact, batch.astype(np.uint8), sim=sim).scores
+
+        driver = BnnDriver(artifact, backend="board-sim", engine=rtl_engine)
+        return LevelResult(f"board-sim ({sim})", driver.scores(images), time.perf_counter() - started)
     raise ValueError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
 
 

@@ -22,6 +22,17 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
         path.write_bytes(data)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: faster and reproducible for the tiny models of the tests on 2 shared cores."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory) -> Path:
     """A small 28x28, 4-class dataset in IDX format (train raw, test gzipped) with learnable structure."""

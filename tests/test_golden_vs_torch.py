@@ -120,9 +120,9 @@ def test_idx_28x28_verify_rtl_and_hls(idx_dir, tmp_path, capsys):
     assert main(["export", str(run), "--folding", str(tmp_path / "fold.json")]) == 0
     for sim in ("verilator", "icarus"):
         toolchain.pytest_require(sim)
-        assert main(["verify", str(run), "--against", "golden,rtl,hls" if sim == "verilator" else "rtl",
+        assert main(["verify", str(run), "--against", "golden,rtl,hls,board-sim" if sim == "verilator" else "rtl,board-sim",
                      "--sim", sim, "--limit", "12"]) == 0
         out = capsys.readouterr().out
-        assert "PASS" in out and f"rtl ({sim})" in out
+        assert "PASS" in out and f"rtl ({sim})" in out and f"board-sim ({sim})" in out
         # bottleneck: layer 0, NF*SF = (32/4) * (800/32) = 200 cycles per image
         assert "200.0 / 200" in out

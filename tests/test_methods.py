@@ -33,12 +33,7 @@ SETTINGS = [
 IDS = [m + "".join(f"-{v}" for v in o.values()) for m, o in SETTINGS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

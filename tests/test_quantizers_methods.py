@@ -17,12 +17,7 @@ from bnnflow.model import (BNNMLP, QuantConv2d, QuantLinear, ShiftAdaMax, ShiftB
 from bnnflow.model.methods import wage_init
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def grad_of(fn, x, upstream=None):

@@ -16,6 +16,9 @@ SIMS = ["icarus", "verilator"]
 FAST = [
     pytest.param(100, (64, 32), 10, 5, [F(4, 32), F(8, 16), F(2, 8)], id="in100-simd32-pad"),
     pytest.param(64, (64, 32), 10, 5, None, id="digits-default-folding"),
+    # PE of layer 0 == SIMD of layer 1 and no padding, layer 1 has NF > 1: the
+    # repacker must still buffer a whole vector (a wire-through measured 149 cycles, not 128).
+    pytest.param(64, (128, 128), 10, 5, [F(8, 16), F(16, 8), F(10, 16)], id="equal-width-bursty-consumer"),
 ]
 SLOW = [
     pytest.param(784, (256, 256, 256), 10, 8, [F(16, 64), F(16, 32), F(16, 64), F(5, 8)], id="mnist-sfc"),
