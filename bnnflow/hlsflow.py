@@ -36,7 +36,10 @@ class HlsToolError(RuntimeError):
 def hls_source_dir() -> Path:
     """The folder with the engine headers, top and testbench (``$BNNFLOW_HLS_DIR`` overrides)."""
     override = os.environ.get("BNNFLOW_HLS_DIR")
-    path = Path(override) if override else Path(__file__).resolve().parent.parent / "hls"
+    here = Path(__file__).resolve().parent
+    # a source checkout has hls/ beside the package; a wheel ships it as bnnflow/hls
+    path = Path(override) if override else next(
+        (p for p in (here.parent / "hls", here / "hls") if (p / HLS_SOURCES[0]).is_file()), here.parent / "hls")
     missing = [name for name in HLS_SOURCES if not (path / name).is_file()]
     if missing:
         raise HlsToolError(f"{path}: HLS sources missing ({', '.join(missing)}); run from a bnnflow checkout "
