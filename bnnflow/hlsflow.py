@@ -153,11 +153,12 @@ def build_csim(artifact: art.Artifact, build_dir: Path | None = None) -> tuple[P
 
 
 def run_csim(artifact: art.Artifact, build_dir: Path | None = None, golden_scores: Path | None = None,
-             timeout: float = 600.0) -> CsimResult:
+             timeout: float = 600.0, limit: int | None = None) -> CsimResult:
     """Compile (cached) and run the HLS testbench on ``artifact``'s golden vectors.
 
     ``golden_scores`` replaces ``vectors/scores.bin`` as the reference the
     testbench compares with (tests use it to check that a wrong score fails).
+    ``limit`` runs only the first ``limit`` vectors.
     Raises :class:`HlsToolError` when g++ or the headers are missing or the
     compile fails; a mismatch is reported in the result, not raised.
     """
@@ -169,9 +170,15 @@ def run_csim(artifact: art.Artifact, build_dir: Path | None = None, golden_score
     scores_in = Path(golden_scores) if golden_scores is not None else artifact.path(info["scores"])
     if golden_scores is not None:
         golden = np.fromfile(scores_in, dtype="<i4").astype(np.int64).reshape(golden.shape)
+    images_in = artifact.path(info["images"])
     with tempfile.TemporaryDirectory(prefix="bnn_csim.") as tmp:
+        if limit is not None and limit < images.shape[0]:
+            images, golden = images[:limit], golden[:limit]
+            images_in, scores_in = Path(tmp) / "images.bin", Path(tmp) / "golden.bin"
+            images.astype(np.uint8).tofile(images_in)
+            golden.astype("<i4").tofile(scores_in)
         out_path = Path(tmp) / "scores.bin"
-        proc = subprocess.run([str(binary), str(artifact.path(info["images"])), str(scores_in), str(out_path)],
+        proc = subprocess.run([str(binary), str(images_in), str(scores_in), str(out_path)],
                               capture_output=True, text=True, timeout=timeout)
         output = log + proc.stdout + proc.stderr
         n, c = images.shape[0], artifact.num_classes

@@ -46,8 +46,8 @@ def run_level(level: str, artifact: art.Artifact, images: np.ndarray, sim: str) 
     if level == "hls":
         from .hlsflow import run_csim
 
-        result = run_csim(artifact)
-        return LevelResult("hls (csim)", np.asarray(result.scores)[: len(images)], time.perf_counter() - started)
+        result = run_csim(artifact, limit=len(images))
+        return LevelResult("hls (csim)", np.asarray(result.scores), time.perf_counter() - started)
     if level == "board-sim":
         # The PYNQ board driver (Overlay, DefaultIP registers, allocate, AXI DMA)
         # against a simulated pynq.Device whose engine is the RTL simulation.

@@ -205,3 +205,17 @@ def test_scripts_name_existing_files(tmp_path):
         base = hls if var == "hls_dir" else default_export
         target = base / rel
         assert target.exists(), f"run_hls.tcl names missing {var}/{rel}"
+
+
+def test_run_csim_limit_runs_a_prefix(tmp_path):
+    """``limit`` simulates only the first vectors, still compared with golden."""
+    from bnnflow.hlsflow import run_csim
+    from bnnflow.testing import random_artifact
+    from bnnflow.writer import read_vectors
+
+    a = random_artifact(tmp_path / "a", seed=21, n_vectors=10, generate=("hls",))
+    _, _, golden = read_vectors(a)
+    result = run_csim(a, limit=4)
+    assert result.mismatches == 0 and result.returncode == 0
+    assert result.scores.shape == (4, a.num_classes)
+    assert (result.scores == golden[:4]).all()
