@@ -78,7 +78,7 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
     rows = [("torch", len(images), float((ref_pred == labels).mean()), 1.0, "-", "-", "-")]
     ok = np.array_equal(golden, stored)
     if not ok:
-        print(f"warning: golden scores differ from the exported vectors in {artifact.root}")
+        print(f"error: the golden model no longer reproduces the scores stored in {artifact.root}/vectors")
     for level in levels:
         result = run_level(level, artifact, images, sim)
         pred = argmax_lowest(result.scores)

@@ -61,7 +61,6 @@ def test_negative_and_zero_gamma_fold_exactly(digits_run, tmp_path):
             bn.bias[zero[:2]] = 0.5     # constant on
             bn.bias[zero[2:]] = -0.5    # constant off
             bn.weight.copy_(g)
-    torch.save(model.state_dict(), digits_run.parent / "mutated.pt")
     run = tmp_path / "mutated"
     run.mkdir()
     (run / "config.json").write_text((digits_run / "config.json").read_text())

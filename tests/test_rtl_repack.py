@@ -15,7 +15,7 @@ FAST = [
     pytest.param(5, 3, 7, 10, 12, id="scores-narrow-pad"),
 ]
 SLOW = [
-    pytest.param(8, 8, 1, 32, 32, id="passthrough"),
+    pytest.param(8, 8, 1, 32, 32, id="equal-width"),
     pytest.param(16, 4, 1, 64, 64, id="narrow"),
     pytest.param(1, 1, 1, 7, 7, id="one-by-one"),
     pytest.param(10, 32, 1, 100, 128, id="pad-100-128"),
