@@ -49,6 +49,18 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+GENERATE_TARGETS = ("rtl", "hls")
+
+
+def _generate_list(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [n for n in names if n not in GENERATE_TARGETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {','.join(GENERATE_TARGETS)}, got {text!r}")
+    return tuple(dict.fromkeys(names))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
     from .model import build_model, summary
@@ -104,7 +116,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
-    artifact = export_run(args.run, args.folding, args.out)
+    artifact = export_run(args.run, args.folding, args.out, generate=args.generate)
     print(f"exported {len(artifact.layers)} layers to {artifact.root}")
     for layer in artifact.layers:
         print(f"  L{layer.index} {layer.kind:15s} {layer.in_features:5d} -> {layer.out_features:5d}  "
@@ -179,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="training run folder")
     p.add_argument("--folding", help='JSON file {"layers": [{"pe": P, "simd": S}, ...]}; default: chosen automatically')
     p.add_argument("--out", help="artifact folder (default RUN/export)")
+    p.add_argument("--generate", type=_generate_list, default=("rtl", "hls"),
+                   help="consumers to generate files for: rtl, hls or rtl,hls (default). The HLS engine "
+                        "limits every stream word (SIMD x input bits, PE x output bits) to 4096 bits; "
+                        "`--generate rtl` exports foldings beyond that for the Verilog engine alone")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="run the test images through each level and compare with torch",

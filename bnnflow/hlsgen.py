@@ -15,11 +15,48 @@ from typing import Any
 
 from . import artifact as art
 from . import packing
+from .folding import FoldingError
 
 HEADER = "hls/bnnflow_params.h"
 
 #: Literals per line in the generated arrays.
 _PER_LINE = 8
+
+#: Widest ap_int/ap_uint the generated design may use. Xilinx's headers default
+#: to 1024 bits; Vitis HLS allows raising AP_INT_MAX_W up to 4096 (UG1399,
+#: "Arbitrary Precision Integer Types"), so that is the engine's limit.
+MAX_WORD_BITS = 4096
+#: ap_int's own default limit; above it the header defines AP_INT_MAX_W.
+_AP_DEFAULT_MAX_W = 1024
+
+
+class HlsWidthError(FoldingError):
+    """A folding whose stream or weight words are wider than the HLS engine supports."""
+
+
+def word_widths(layer: art.LayerSpec) -> dict[str, int]:
+    """Every ap_uint width the HLS engine instantiates for ``layer``, by what it holds."""
+    return {
+        f"SIMD={layer.simd} x {layer.input_bits} input bit(s) = input word": layer.in_stream_bits,
+        f"PE={layer.pe} x {layer.output_bits} output bit(s) = output word": layer.out_stream_bits,
+    }
+
+
+def widest_word(layers: list[art.LayerSpec]) -> int:
+    """The widest ap_uint of the generated design (weight words are SIMD <= input word bits)."""
+    return max(max(word_widths(layer).values()) for layer in layers)
+
+
+def check_widths(layers: list[art.LayerSpec]) -> None:
+    """Raise :class:`HlsWidthError` naming the layer and word when a width exceeds :data:`MAX_WORD_BITS`."""
+    for layer in layers:
+        for what, bits in word_widths(layer).items():
+            if bits > MAX_WORD_BITS:
+                raise HlsWidthError(
+                    f"layer {layer.index} ({layer.in_features} -> {layer.out_features}): {what} of {bits} bits "
+                    f"exceeds the HLS engine's limit of {MAX_WORD_BITS} bits (Vitis HLS's largest AP_INT_MAX_W); "
+                    f"choose a smaller {'SIMD' if 'input' in what else 'PE'} for this layer, or generate RTL only "
+                    "(`bnnflow export --generate rtl`): the Verilog engine has no such limit")
 
 
 def _weight_literal(word: int, simd: int) -> str:
@@ -28,8 +65,11 @@ def _weight_literal(word: int, simd: int) -> str:
         return f"0x{word:0{digits}x}u"
     if simd <= 64:
         return f"0x{word:0{digits}x}ull"
-    # Wider than any C++ integer literal: ap_uint's string constructor, radix 16.
-    return f'ap_uint<{simd}>("{word:0{digits}x}", 16)'
+    # Wider than any C++ integer literal: ap_uint's string constructor. The
+    # "0x" prefix is required, not decoration: without it ap_int reads a
+    # leading "0b" (or "0d") of the hex digits as a base prefix and drops it,
+    # whatever radix is passed ("0b12" becomes 0x12).
+    return f'ap_uint<{simd}>("0x{word:0{digits}x}", 16)'
 
 
 def _rows(literals: list[str], indent: str) -> str:
@@ -163,8 +203,10 @@ def _needs_repack(a: art.LayerSpec, b: art.LayerSpec) -> bool:
 def render_header(artifact: art.Artifact) -> str:
     """The text of ``bnnflow_params.h`` for ``artifact``."""
     layers = artifact.layers
+    check_widths(layers)
     first, last = layers[0], layers[-1]
     name = str(artifact.network.get("name", "bnnflow"))
+    widest = widest_word(layers)
     blocks, pragmas = [], []
     for k in range(len(layers)):
         block, pragma = _layer_block(artifact, k)
@@ -178,6 +220,7 @@ def render_header(artifact: art.Artifact) -> str:
         "#ifndef BNNFLOW_PARAMS_H",
         "#define BNNFLOW_PARAMS_H",
         "",
+        *_max_width_lines(widest),
         "#include <ap_int.h>",
         "#include <hls_stream.h>",
         "",
@@ -186,6 +229,11 @@ def render_header(artifact: art.Artifact) -> str:
         "#include \"bnn_streams.hpp\"",
         "",
         "namespace bnnflow {",
+        "",
+        f"constexpr unsigned kWidestWordBits = {widest};  // widest ap_uint of this design",
+        "static_assert(AP_INT_MAX_W >= kWidestWordBits,",
+        "              \"ap_int.h was included before bnnflow_params.h with a smaller AP_INT_MAX_W: include this \"",
+        "              \"header first or define AP_INT_MAX_W (at most 4096 in Vitis HLS) on the command line\");",
         "",
         "// -- network (manifest \"network\") --",
         f"constexpr const char *kNetworkName = \"{c_name}\";",
@@ -212,8 +260,21 @@ def render_header(artifact: art.Artifact) -> str:
         "",
     ]
     body = "\n\n".join(blocks)
-    return "\n".join(top) + body + "\n\n" + _network_function(artifact, pragmas) + \
-        "\n\n}  // namespace bnnflow\n\n#endif  // BNNFLOW_PARAMS_H\n"
+    # BNNFLOW_DATA_ONLY leaves out network() (and so every engine instantiation):
+    # tools that only read the memories (hlsflow.read_back_weights) compile in seconds.
+    return "\n".join(top) + body + "\n\n#ifndef BNNFLOW_DATA_ONLY\n" + _network_function(artifact, pragmas) + \
+        "\n#endif  // BNNFLOW_DATA_ONLY\n\n}  // namespace bnnflow\n\n#endif  // BNNFLOW_PARAMS_H\n"
+
+
+def _max_width_lines(widest: int) -> list[str]:
+    """Raise ap_int's width limit before its first include when a word is wider than its default."""
+    if widest <= _AP_DEFAULT_MAX_W:
+        return []
+    limit = -(-widest // 1024) * 1024
+    return [f"// The widest word is {widest} bits; ap_int allows {_AP_DEFAULT_MAX_W} unless told otherwise.",
+            "#ifndef AP_INT_MAX_W",
+            f"#define AP_INT_MAX_W {limit}",
+            "#endif"]
 
 
 def write_hls(artifact: art.Artifact, out_dir: Path) -> dict[str, Any]:

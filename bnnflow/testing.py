@@ -8,6 +8,7 @@ import numpy as np
 
 from . import artifact as art
 from .folding import LayerFolding, default_folding
+from .packing import unfold_weight_bits as packing_unfold
 from .writer import LayerData, write_artifact
 
 
@@ -61,3 +62,90 @@ def random_artifact(
     network = {"name": f"random{seed}", "input_features": input_features, "input_shape": [input_features],
                "input_bits": input_bits, "num_classes": classes, "method": "random", "dataset": "random"}
     return write_artifact(out_dir, network, layers, folding, vectors=(images, labels), generate=generate)
+
+
+def _leading_digit_bits(simd: int) -> int:
+    """Bits behind the first two hex digits of a zero-padded ``simd``-bit word."""
+    digits = -(-simd // 4)
+    return simd - 4 * (digits - 2) if digits >= 2 else simd
+
+
+def force_leading_digits(lanes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Give the words of ``lanes`` (PE, depth, SIMD) every value of their first two hex digits.
+
+    The words are visited in a random order; word ``i`` of that order gets the
+    value ``i mod 2^b`` in its top ``b`` bits (the bits the first two hex
+    digits of its literal show), so with at least ``2^b`` words each pattern,
+    "0b" and "0d" included, occurs at least once.
+    """
+    pe, depth, simd = lanes.shape
+    b = _leading_digit_bits(simd)
+    order = rng.permutation(pe * depth)
+    flat = lanes.reshape(pe * depth, simd).copy()
+    for i, w in enumerate(order):
+        value = i % (1 << b)
+        flat[w, simd - b:] = (value >> np.arange(b)) & 1
+    return flat.reshape(pe, depth, simd)
+
+
+def simd_sweep_artifact(
+    out_dir: str | Path,
+    wide_simds: tuple[int, ...] = (65, 96, 128, 130, 256, 512, 784, 1025, 2048, 4096),
+    narrow_simds: tuple[int, ...] = (1, 2, 3, 7, 8, 31, 32, 33, 63, 64),
+    seed: int = 0,
+    n_vectors: int = 8,
+    generate: tuple[str, ...] = ("rtl", "hls"),
+) -> art.Artifact:
+    """A random network whose layers use every SIMD of ``wide_simds`` and ``narrow_simds``.
+
+    Each wide SIMD ``s`` gets a layer ``s -> 256`` folded to SIMD ``s`` (256
+    words, so :func:`force_leading_digits` puts every leading-two-hex-digit
+    pattern into it), fed by a ``4 -> s`` layer (SIMD 4) and followed by a
+    ``256 -> 4`` layer that takes the narrow SIMDs in turn, so the weight
+    memories stay small (about 260 x sum(wide_simds) bits in about
+    sum(wide_simds) words: g++'s compile time grows with the word count).
+    The first layer reads 1-bit inputs; the last one scores 4 classes.
+    """
+    rng = np.random.default_rng(seed)
+    narrow = list(narrow_simds)
+
+    def next_narrow(limit: int) -> int:
+        for i, s in enumerate(narrow):
+            if s <= limit:
+                return narrow.pop(i)
+        return int(rng.integers(1, limit + 1))
+
+    shapes: list[tuple[int, int, LayerFolding]] = []     # (MW, MH, folding)
+    for k, s in enumerate(wide_simds):
+        if k:
+            shapes.append((4, s, LayerFolding(pe=_pe_for(s), simd=4)))      # one word per neuron
+        shapes.append((s, 256, LayerFolding(pe=16, simd=s)))
+        shapes.append((256, 4, LayerFolding(pe=2, simd=next_narrow(64))))
+    while narrow:                                           # narrow SIMDs left over: 4 -> 4 layers
+        shapes.append((4, 256, LayerFolding(pe=16, simd=next_narrow(4))))
+        shapes.append((256, 4, LayerFolding(pe=4, simd=next_narrow(64))))
+
+    layers = []
+    for i, (mw, mh, fold) in enumerate(shapes):
+        lanes = rng.integers(0, 2, size=(fold.pe, (mh // fold.pe) * (-(-mw // fold.simd)), fold.simd), dtype=np.uint8)
+        if fold.simd > 64:
+            lanes = force_leading_digits(lanes, rng)
+        w = packing_unfold(lanes, mw)
+        if i == 0:
+            layers.append(LayerData(art.INT_THRESHOLD, w, rng.integers(-mw // 8, mw // 8 + 1, size=mh), input_bits=1))
+        elif i < len(shapes) - 1:
+            layers.append(LayerData(art.XNOR_THRESHOLD, w, rng.integers(mw // 2 - 2, mw // 2 + 3, size=mh)))
+        else:
+            layers.append(LayerData(art.XNOR_SCORE, w, None))
+    mw0, classes = shapes[0][0], shapes[-1][1]
+    images = rng.integers(0, 2, size=(n_vectors, mw0), dtype=np.uint8)
+    labels = rng.integers(0, classes, size=n_vectors)
+    network = {"name": f"simd_sweep{seed}", "input_features": mw0, "input_shape": [mw0], "input_bits": 1,
+               "num_classes": classes, "method": "random", "dataset": "random"}
+    return write_artifact(out_dir, network, layers, [f for _, _, f in shapes], vectors=(images, labels),
+                          generate=generate)
+
+
+def _pe_for(mh: int) -> int:
+    """The largest divisor of ``mh`` up to 16 (a PE that the engines accept)."""
+    return max(d for d in range(1, min(mh, 16) + 1) if mh % d == 0)

@@ -50,16 +50,21 @@ def write_artifact(
     generated as well (RTL memory files + top, HLS header).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     validate([(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in layers], folding)
-    specs = []
-    for i, (layer, fold) in enumerate(zip(layers, folding)):
-        mh, mw = layer.weight_bits.shape
-        spec = art.LayerSpec(
-            index=i, kind=layer.kind, in_features=mw, out_features=mh, pe=fold.pe, simd=fold.simd,
-            input_bits=layer.input_bits, weights=f"L{i}_weights.bin",
+    specs = [
+        art.LayerSpec(
+            index=i, kind=layer.kind, in_features=layer.weight_bits.shape[1], out_features=layer.weight_bits.shape[0],
+            pe=fold.pe, simd=fold.simd, input_bits=layer.input_bits, weights=f"L{i}_weights.bin",
             thresholds=None if layer.thresholds is None else f"L{i}_thresholds.bin",
             extra={"negated_neurons": int(layer.negated_neurons)})
+        for i, (layer, fold) in enumerate(zip(layers, folding))
+    ]
+    if "hls" in generate:
+        from . import hlsgen
+
+        hlsgen.check_widths(specs)   # before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (layer, fold, spec) in enumerate(zip(layers, folding, specs)):
         lanes = packing.fold_weight_bits(layer.weight_bits, fold.pe, fold.simd)
         _write(out / spec.weights, packing.lanes_to_bytes(lanes))
         if layer.thresholds is not None:
@@ -68,7 +73,6 @@ def write_artifact(
             if t.min() < lo or t.max() > hi:
                 raise ValueError(f"layer {i}: thresholds outside [{lo}, {hi}] ({spec.threshold_bits} bits)")
             _write(out / spec.thresholds, packing.fold_thresholds(t, fold.pe).astype("<i4"))
-        specs.append(spec)
 
     manifest: dict[str, Any] = {
         "format": art.FORMAT_NAME,

@@ -22,6 +22,17 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
         path.write_bytes(data)
 
 
+@pytest.fixture(scope="session")
+def hls_toolchain():
+    """(g++, ap_types folder); skips the compiling HLS tests when either is missing."""
+    from bnnflow import hlsflow
+
+    try:
+        return hlsflow.find_compiler(), hlsflow.find_ap_include()
+    except hlsflow.HlsToolError as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread: faster and reproducible for the tiny models of the tests on 2 shared cores."""

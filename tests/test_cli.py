@@ -51,3 +51,56 @@ def test_verify_fails_when_torch_and_artifact_disagree(digits_run, tmp_path, cap
 def test_verify_rejects_unknown_level(digits_run, capsys):
     assert main(["verify", str(digits_run), "--against", "fpga"]) == 2
     assert "unknown level 'fpga'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def wide_run(tmp_path_factory):
+    """A digits BNN 64-256-256-10, trained briefly: hidden layers wide enough for SIMD 128 and 256."""
+    out = tmp_path_factory.mktemp("runs") / "wide"
+    assert main(["train", "--dataset", "digits", "--hidden", "256,256", "--epochs", "3", "--seed", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.rtl
+@pytest.mark.hls
+def test_simd128_and_simd256_verify_at_every_level(wide_run, tmp_path, capsys):
+    """SIMD > 64 (string literals in HLS) through golden, RTL and HLS with the CLI, bit for bit."""
+    from bnnflow.sim import toolchain
+
+    toolchain.pytest_require("verilator")
+    run = tmp_path / "run"
+    shutil.copytree(wide_run, run)
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"layers": [{"pe": 16, "simd": 64}, {"pe": 16, "simd": 128},
+                                           {"pe": 10, "simd": 256}]}))
+    assert main(["export", str(run), "--folding", str(fold)]) == 0
+    out = capsys.readouterr().out
+    assert "SIMD=128" in out and "SIMD=256" in out
+    assert main(["verify", str(run), "--against", "golden,rtl,hls", "--limit", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and out.count("100.00%") >= 3, out
+
+
+def test_export_refuses_a_folding_beyond_the_hls_limit(idx_dir, tmp_path, capsys):
+    """784 8-bit pixels at SIMD 784 = 6272-bit words: refused for HLS with the cause, accepted for RTL only."""
+    run = tmp_path / "idx"
+    assert main(["train", "--dataset", f"idx:{idx_dir}", "--hidden", "16", "--epochs", "1",
+                 "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"layers": [{"pe": 16, "simd": 784}, {"pe": 4, "simd": 16}]}))
+    assert main(["export", str(run), "--folding", str(fold)]) == 2
+    err = capsys.readouterr().err
+    assert "layer 0" in err and "SIMD=784 x 8 input bit(s)" in err and "6272 bits" in err and "4096" in err
+    assert "--generate rtl" in err
+    assert not (run / "export").exists()
+    assert main(["export", str(run), "--folding", str(fold), "--generate", "rtl"]) == 0
+    assert (run / "export" / "rtl").is_dir() and not (run / "export" / "hls").exists()
+    assert main(["verify", str(run), "--against", "golden"]) == 0
+
+
+def test_export_generate_option_is_checked(digits_run, capsys):
+    with pytest.raises(SystemExit):
+        main(["export", str(digits_run), "--generate", "vhdl"])
+    assert "expected a comma-separated subset of rtl,hls, got 'vhdl'" in capsys.readouterr().err

@@ -43,14 +43,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="session")
-def toolchain():
-    """Skip the compiling tests when g++ or the ap_types headers are missing."""
-    try:
-        return hlsflow.find_compiler(), hlsflow.find_ap_include()
-    except hlsflow.HlsToolError as exc:
-        pytest.skip(str(exc))
-
 
 def _make(root: Path, name: str, seed: int = 7, n_vectors: int = 24) -> art.Artifact:
     return random_artifact(root, seed=seed, n_vectors=n_vectors, generate=("hls",), **CASES[name])
@@ -58,7 +50,7 @@ def _make(root: Path, name: str, seed: int = 7, n_vectors: int = 24) -> art.Arti
 
 @pytest.mark.hls
 @pytest.mark.parametrize("name", list(CASES))
-def test_csim_matches_golden(tmp_path, toolchain, name):
+def test_csim_matches_golden(tmp_path, hls_toolchain, name):
     artifact = _make(tmp_path / "export", name)
     result = hlsflow.run_csim(artifact, build_dir=tmp_path / "build")
     assert result.passed, result.output[-3000:]
@@ -74,7 +66,7 @@ def test_csim_matches_golden(tmp_path, toolchain, name):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, toolchain):
+def built(tmp_path_factory, hls_toolchain):
     root = tmp_path_factory.mktemp("hls_corrupt")
     artifact = _make(root / "export", "pad100", seed=11, n_vectors=12)
     result = hlsflow.run_csim(artifact, build_dir=root / "build")
@@ -101,7 +93,7 @@ def test_corrupted_golden_score_fails(built, where):
 
 
 @pytest.mark.hls
-def test_compile_error_is_reported(tmp_path, toolchain, monkeypatch):
+def test_compile_error_is_reported(tmp_path, hls_toolchain, monkeypatch):
     artifact = _make(tmp_path / "export", "pe1_simd1", n_vectors=2)
     broken = tmp_path / "hls"
     shutil.copytree(HLS_DIR, broken, ignore=shutil.ignore_patterns("build"))
@@ -144,12 +136,12 @@ def test_header_holds_the_artifact_layout(tmp_path, name):
     for k, layer in enumerate(artifact.layers):
         words = packing.words_to_int(artifact.weight_lanes(k), 1)
         got = []
-        for lit in re.findall(r'0x([0-9a-f]+)u(?:ll)?|ap_uint<\d+>\("([0-9a-f]+)", 16\)',
+        for lit in re.findall(r'0x([0-9a-f]+)u(?:ll)?|ap_uint<\d+>\("0x([0-9a-f]+)", 16\)',
                               text[text.index(f" L{k}_weights["):text.index("};", text.index(f" L{k}_weights["))]):
             got.append(int(lit[0] or lit[1], 16))
         assert got == words
         if layer.simd > 64:
-            assert f'ap_uint<{layer.simd}>("' in text
+            assert f'ap_uint<{layer.simd}>("0x' in text   # without the prefix ap_int misreads "0b.."
         assert f"static constexpr unsigned NF       = {layer.nf};" in text
         t = artifact.folded_thresholds(k)
         if t is not None:

@@ -19,13 +19,26 @@ FAST = [
     # PE of layer 0 == SIMD of layer 1 and no padding, layer 1 has NF > 1: the
     # repacker must still buffer a whole vector (a wire-through measured 149 cycles, not 128).
     pytest.param(64, (128, 128), 10, 5, [F(8, 16), F(16, 8), F(10, 16)], id="equal-width-bursty-consumer"),
+    # words wider than 64 bits: SIMD 128 and 256, and a 200-input layer padded to 256
+    pytest.param(200, (256,), 10, 2, [F(16, 128), F(10, 256)], id="simd128-256-pad"),
 ]
 SLOW = [
     pytest.param(784, (256, 256, 256), 10, 8, [F(16, 64), F(16, 32), F(16, 64), F(5, 8)], id="mnist-sfc"),
     pytest.param(30, (), 4, 3, [F(2, 4)], id="one-layer-int"),
     pytest.param(20, (12,), 3, 1, [F(3, 8), F(1, 5)], id="binary-input-pad"),
     pytest.param(50, (40, 24, 16), 6, 4, [F(1, 1), F(8, 16), F(8, 24), F(6, 16)], id="deep-mixed"),
+    pytest.param(512, (256, 256), 10, 1, [F(16, 128), F(16, 128), F(10, 128)], id="simd128-hls-bug-net"),
+    pytest.param(784, (130,), 10, 8, [F(13, 392), F(10, 130)], id="simd392-8bit-3136-bit-words"),
 ]
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_network_wide_simd_seeds(tmp_path, sim, seed):
+    """SIMD > 64 with several seeds on both simulators (the HLS literal bug never affected the RTL)."""
+    check_network(tmp_path, sim, 512, (256, 96), 10, 3, [F(16, 128), F(8, 256), F(10, 96)], seed=seed)
 
 
 def check_network(tmp_path, sim, features, hidden, classes, bits, folding, seed=0):
