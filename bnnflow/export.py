@@ -111,5 +111,7 @@ def export_run(run_dir: str | Path, folding_file: str | Path | None = None,
         "method": config["method"],
         "dataset": config["dataset"],
     }
+    # The model file's hash lets verify and the driver refuse this export once the model is retrained.
+    source = {"model": "model.pt", "sha256": art.sha256_file(run / "model.pt")}
     return write_artifact(out_dir or run / "export", network, data, folding,
-                          vectors=(dataset.x_test, dataset.y_test), generate=generate)
+                          vectors=(dataset.x_test, dataset.y_test), generate=generate, source=source)

@@ -8,6 +8,8 @@ files on disk always come from one writer.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +44,20 @@ def write_artifact(
     folding: list[LayerFolding],
     vectors: tuple[np.ndarray, np.ndarray] | None = None,
     generate: tuple[str, ...] = ("rtl", "hls"),
+    source: dict[str, Any] | None = None,
 ) -> art.Artifact:
     """Fold, pack and write ``layers``; return the loaded (re-validated) artifact.
 
     ``vectors`` = (images uint8 (N, F), labels (N,)) are stored with the golden
     model's scores for them. ``generate`` names the consumers whose files are
-    generated as well (RTL memory files + top, HLS header).
+    generated as well (RTL memory files + top, HLS header). ``source`` (the
+    model file and its sha256, see :mod:`bnnflow.export`) is recorded so a
+    retrained model can be told from the one exported.
+
+    Everything is written into a staging folder beside ``out_dir`` and moved
+    into place only once it loads, so an interrupted export leaves the
+    previous export (or nothing) and a ``.NAME.partial-PID`` folder, never a
+    half-written artifact.
     """
     out = Path(out_dir)
     validate([(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in layers], folding)
@@ -63,7 +73,44 @@ def write_artifact(
         from . import hlsgen
 
         hlsgen.check_widths(specs)   # before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    _check_target(out)
+    final, out = out, out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        _write_all(out, network, layers, folding, specs, vectors, generate, source)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    _replace_dir(out, final)
+    return art.load(final)
+
+
+def _check_target(out: Path) -> None:
+    """Refuse to replace a folder that is not an export (it may hold the user's files)."""
+    if out.exists() and not out.is_dir():
+        raise art.ArtifactError(f"{out}: exists and is not a folder; choose another export folder")
+    if out.is_dir() and not (out / art.MANIFEST).is_file() and any(out.iterdir()):
+        raise art.ArtifactError(f"{out}: folder exists, is not empty and holds no {art.MANIFEST}; "
+                                "an export replaces its folder, so choose a new or empty one")
+
+
+def _replace_dir(staged: Path, final: Path) -> None:
+    """Move ``staged`` to ``final``, replacing a previous export there."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, final)
+
+
+def _write_all(out: Path, network: dict[str, Any], layers: list[LayerData], folding: list[LayerFolding],
+               specs: list[art.LayerSpec], vectors: tuple[np.ndarray, np.ndarray] | None,
+               generate: tuple[str, ...], source: dict[str, Any] | None) -> None:
     for i, (layer, fold, spec) in enumerate(zip(layers, folding, specs)):
         lanes = packing.fold_weight_bits(layer.weight_bits, fold.pe, fold.simd)
         _write(out / spec.weights, packing.lanes_to_bytes(lanes))
@@ -81,6 +128,8 @@ def write_artifact(
         "layers": [s.to_json() for s in specs],
         "files": {},
     }
+    if source is not None:
+        manifest["source"] = dict(source)
     _finish_manifest(out, manifest)
     artifact = art.load(out)
 
@@ -107,27 +156,14 @@ def write_artifact(
 
         manifest["hls"] = hlsgen.write_hls(artifact, out)
     _finish_manifest(out, manifest)
-    return art.load(out)
-
-
-def _collect_files(manifest: dict[str, Any]) -> list[str]:
-    files = []
-    for layer in manifest["layers"]:
-        files += [p for p in (layer["weights"], layer["thresholds"]) if p]
-    for section in ("vectors", "rtl", "hls"):
-        for key, value in manifest.get(section, {}).items():
-            if isinstance(value, str):
-                files.append(value)
-            elif isinstance(value, list):
-                files += [v for v in value if isinstance(v, str)]
-    return files
+    art.load(out)   # the staged export must load before it replaces anything
 
 
 def _finish_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """Checksum every file the sections name (strings that are paths of files in ``out``)."""
+    """Checksum every file the layers and sections name (:func:`bnnflow.artifact.section_paths`)."""
     manifest["files"] = {
         rel: {"sha256": art.sha256_file(out / rel), "bytes": (out / rel).stat().st_size}
-        for rel in sorted(set(_collect_files(manifest))) if (out / rel).is_file()
+        for rel in sorted({rel for _, rel in art.section_paths(manifest)})
     }
     (out / art.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -138,11 +174,16 @@ def read_vectors(artifact: art.Artifact) -> tuple[np.ndarray, np.ndarray, np.nda
     if not info:
         raise art.ArtifactError(f"{artifact.root / art.MANIFEST}: no 'vectors' section (export with test data)")
     n = int(info["count"])
-    images = np.fromfile(artifact.path(info["images"]), dtype=np.uint8)
-    labels = np.fromfile(artifact.path(info["labels"]), dtype="<i4")
-    scores = np.fromfile(artifact.path(info["scores"]), dtype="<i4")
-    for name, arr, width in (("images", images, artifact.input_features), ("labels", labels, 1),
-                             ("scores", scores, artifact.num_classes)):
-        if arr.size != n * width:
-            raise art.ArtifactError(f"{artifact.path(info[name])}: {arr.size} values, expected {n} x {width}")
-    return images.reshape(n, -1), labels.astype(np.int64), scores.reshape(n, -1).astype(np.int64)
+    arrays = {}
+    for name, dtype, width in (("images", np.uint8, artifact.input_features), ("labels", "<i4", 1),
+                               ("scores", "<i4", artifact.num_classes)):
+        path = artifact.path(info[name])
+        size, expected = path.stat().st_size, n * width * np.dtype(dtype).itemsize
+        if size != expected:
+            raise art.ArtifactError(f"{path}: {size} bytes, expected {expected} ({n} x {width} {np.dtype(dtype).name})")
+        arrays[name] = np.fromfile(path, dtype=dtype).reshape(n, width)
+    images = arrays["images"]
+    if images.size and int(images.max()) >= (1 << artifact.input_bits):
+        raise art.ArtifactError(f"{artifact.path(info['images'])}: a pixel is {int(images.max())}, more than "
+                                f"input_bits={artifact.input_bits} hold")
+    return images, arrays["labels"].reshape(n).astype(np.int64), arrays["scores"].astype(np.int64)
