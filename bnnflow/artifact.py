@@ -426,9 +426,6 @@ def load(root: str | Path, verify_checksums: bool = True, check_model: bool = Tr
     if layers[-1].out_features != network["num_classes"]:
         raise ArtifactError(
             f"{where}: last layer has {layers[-1].out_features} outputs but network.num_classes={network['num_classes']}")
-    if layers[-1].kind != XNOR_SCORE:
-        raise ArtifactError(f"{where}: layers[{layers[-1].index}] is the last layer but its kind is "
-                            f"{layers[-1].kind!r}, expected {XNOR_SCORE!r}")
     _check_sections(manifest, layers, where)
 
     artifact = Artifact(root, manifest, layers)

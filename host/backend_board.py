@@ -22,12 +22,20 @@ import numpy as np
 from bnnflow import artifact as art
 
 from . import dma_layout
+from . import options as opt
 from .result import BackendResult
 
 DEFAULT_ACCEL = "bnnflow_top_0"
 DEFAULT_DMA = "axi_dma_0"
 #: What pynq's AXI DMA driver assumes when the .hwh gives no c_sg_length_width.
 DEFAULT_MAX_TRANSFER = (1 << 26) - 1
+
+#: The keyword options of ``BnnDriver(..., backend="board")``.
+BOARD_OPTIONS = ("bitfile", "overlay", "accel_name", "dma_name", "in_word_bytes", "out_word_bytes", "timeout_s",
+                 "max_batch")
+#: ``board-sim`` brings its own overlay, so it takes no ``bitfile``/``overlay``, but a device configuration.
+SIM_OPTIONS = ("engine", "dma_data_width", "length_width", "in_word_bytes", "out_word_bytes", "accel_name",
+               "dma_name", "timeout_s", "max_batch")
 
 
 class BoardNotFoundError(RuntimeError):
@@ -80,6 +88,15 @@ class BoardBackend:
     """Scores from the FPGA, through an overlay with ``bnnflow_top`` and an AXI DMA."""
 
     name = "board"
+    OPTIONS = BOARD_OPTIONS
+
+    @staticmethod
+    def check_options(accel_name, dma_name, timeout_s, max_batch) -> None:
+        """Type and range of the options every board backend has (before pynq is touched)."""
+        opt.check_name("accel_name", accel_name)
+        opt.check_name("dma_name", dma_name)
+        opt.check_number("timeout_s", timeout_s, low=0, low_open=True)
+        opt.check_int("max_batch", max_batch, minimum=1, none_ok=True)
 
     def __init__(
         self,
@@ -101,7 +118,15 @@ class BoardBackend:
         transfer length caps it anyway).
         """
         self.artifact = artifact
-        self.timeout_s = timeout_s
+        opt.check_path("bitfile", bitfile)
+        if overlay is not None and not hasattr(overlay, "ip_dict"):
+            raise TypeError(f"option overlay={overlay!r} ({type(overlay).__name__}): expected a loaded pynq.Overlay "
+                            "(an object with an ip_dict) or None")
+        if overlay is not None and bitfile is not None:
+            raise ValueError(f"options bitfile={str(bitfile)!r} and overlay=... both given: the overlay is already "
+                             "loaded and the bitfile would be ignored; pass one of them")
+        self.check_options(accel_name=accel_name, dma_name=dma_name, timeout_s=timeout_s, max_batch=max_batch)
+        self.timeout_s = float(timeout_s)
         self.in_port = dma_layout.input_port(artifact, in_word_bytes)
         self.out_port = dma_layout.output_port(artifact, out_word_bytes)
         self._pynq = import_pynq()
@@ -121,7 +146,7 @@ class BoardBackend:
             raise BoardError(f"the DMA's maximum transfer of {max_bytes} bytes is smaller than one image "
                              f"({self.in_port.bytes_per_image} bytes in, {self.out_port.bytes_per_image} out); "
                              "widen the DMA's buffer length register (c_sg_length_width)")
-        self.images_per_transfer = min(per_transfer, max_batch) if max_batch else per_transfer
+        self.images_per_transfer = per_transfer if max_batch is None else min(per_transfer, int(max_batch))
         self._in_buf = self._out_buf = None
         self._capacity = 0
 
@@ -199,12 +224,23 @@ class BoardBackend:
 
     def run(self, images: np.ndarray) -> BackendResult:
         n = images.shape[0]
-        scores = np.zeros((n, self.artifact.num_classes), dtype=np.int64)
-        transfers = 0
-        for start in range(0, n, self.images_per_transfer):
-            stop = min(n, start + self.images_per_transfer)
-            scores[start:stop] = self._run_chunk(images[start:stop])
+        classes = self.artifact.num_classes
+        per = self.images_per_transfer
+        if not (isinstance(per, int) and per >= 1):
+            raise RuntimeError(f"board backend: images_per_transfer is {per!r}, expected a positive integer")
+        scores = np.empty((n, classes), dtype=np.int64)
+        written = transfers = 0
+        for start in range(0, n, per):
+            stop = min(n, start + per)
+            chunk = np.asarray(self._run_chunk(images[start:stop]))
+            if chunk.shape != (stop - start, classes):
+                raise BoardError(f"images {start}..{stop - 1}: got scores of shape {chunk.shape}, "
+                                 f"expected {(stop - start, classes)}")
+            scores[start:stop] = chunk
+            written += stop - start
             transfers += 1
+        if written != n:  # every row of the result comes from the board, or the call fails
+            raise RuntimeError(f"board backend wrote scores for {written} of {n} images; refusing a partial result")
         return BackendResult(scores=scores, details={"transfers": transfers})
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ class GoldenBackend:
     """Scores from :class:`bnnflow.golden.GoldenModel` (what every level must equal)."""
 
     name = "golden"
+    OPTIONS: tuple[str, ...] = ()
 
     def __init__(self, artifact: art.Artifact):
         self.artifact = artifact

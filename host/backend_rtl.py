@@ -10,9 +10,18 @@ import numpy as np
 
 from bnnflow import artifact as art
 
+from . import options as opt
 from .result import BackendResult
 
 SIMULATORS = ("verilator", "icarus")
+#: ``bnnflow.sim.network.run_network``'s keyword options, with their checks (tests keep the list in sync).
+RUN_OPTIONS = {
+    "check": opt.check_bool,
+    "seed": lambda name, value: opt.check_int(name, value, 0, (1 << 32) - 1),
+    "idle": lambda name, value: opt.check_number(name, value, low=0, high=1, high_open=True),
+    "backpressure": lambda name, value: opt.check_number(name, value, low=0, high=1, high_open=True),
+    "timing_vectors": lambda name, value: opt.check_int(name, value, minimum=0),
+}
 
 
 class RtlUnavailableError(RuntimeError):
@@ -38,11 +47,17 @@ class RtlBackend:
     """Scores from a cycle-accurate simulation of the network's RTL."""
 
     name = "rtl"
+    OPTIONS = ("sim", *RUN_OPTIONS)
 
     def __init__(self, artifact: art.Artifact, sim: str = "verilator", **run_options):
         """``run_options`` go to ``run_network`` (e.g. ``check=True``, ``backpressure=0.3``)."""
+        opt.check_known(self.name, {"sim": sim, **run_options}, self.OPTIONS)
+        if not isinstance(sim, str):
+            raise TypeError(f"option sim={sim!r} ({type(sim).__name__}): expected one of {', '.join(SIMULATORS)}")
         if sim not in SIMULATORS:
-            raise ValueError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
+            raise ValueError(f"unknown simulator {sim!r} (option sim): choose one of {', '.join(SIMULATORS)}")
+        # the checked values, as plain Python types (the simulation's config is JSON)
+        run_options = {name: RUN_OPTIONS[name](name, value) for name, value in run_options.items()}
         self.artifact = artifact
         self.sim = sim
         self.run_options = run_options

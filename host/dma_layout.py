@@ -25,6 +25,8 @@ import numpy as np
 from bnnflow import artifact as art
 from bnnflow import packing
 
+from . import options as opt
+
 
 @dataclass(frozen=True)
 class StreamPort:
@@ -39,14 +41,23 @@ class StreamPort:
         return self.word_bytes * self.words_per_image
 
 
+#: The widest AXI4-Stream of an AXI DMA (1024 bits): the most bytes a widened word can need.
+MAX_DMA_STREAM_BYTES = 128
+
+
 def _port(tdata_bits: int, words: int, word_bytes: int | None, side: str) -> StreamPort:
+    """``word_bytes``: None (ceil(tdata_bits / 8)) or an override from the ``in_``/``out_word_bytes`` option."""
     minimum = -(-tdata_bits // 8)
     if word_bytes is None:
-        word_bytes = minimum
-    if word_bytes < minimum:
-        raise ValueError(f"{side} stream words have {tdata_bits} bits and need at least {minimum} bytes, "
-                         f"got word_bytes={word_bytes}")
-    return StreamPort(tdata_bits, int(word_bytes), words)
+        return StreamPort(tdata_bits, minimum, words)
+    name = {"input": "in_word_bytes", "output": "out_word_bytes"}[side]
+    maximum = max(minimum, MAX_DMA_STREAM_BYTES)
+    word_bytes = opt.check_int(name, word_bytes, none_ok=True)
+    if not minimum <= word_bytes <= maximum:
+        raise ValueError(f"option {name}={word_bytes}: {side} stream words have {tdata_bits} bits and need at least "
+                         f"{minimum} bytes; expected an integer in {minimum}..{maximum} (a widened word is one beat "
+                         f"of the DMA's stream, at most {MAX_DMA_STREAM_BYTES} bytes) or None")
+    return StreamPort(tdata_bits, word_bytes, words)
 
 
 def input_port(artifact: art.Artifact, word_bytes: int | None = None) -> StreamPort:

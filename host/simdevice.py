@@ -39,7 +39,8 @@ from bnnflow import artifact as art
 from bnnflow.golden import GoldenModel
 
 from . import accel_ip, dma_layout
-from .backend_board import DEFAULT_ACCEL, DEFAULT_DMA, BoardBackend
+from . import options as opt
+from .backend_board import DEFAULT_ACCEL, DEFAULT_DMA, SIM_OPTIONS, BoardBackend
 
 DMA_BASE = 0x4040_0000
 ACCEL_BASE = 0x43C0_0000
@@ -49,6 +50,9 @@ PAGE = 4096
 # AXI DMA (PG021) simple-mode register offsets within a channel (MM2S at 0x00, S2MM at 0x30)
 DMACR, DMASR, ADDR, ADDR_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
 SR_HALTED, SR_IDLE, SR_INT_ERR, SR_SLV_ERR, SR_DEC_ERR, SR_IOC = 0x1, 0x2, 0x10, 0x20, 0x40, 0x1000
+#: The AXI DMA's (PG021) memory-map data widths and buffer length register widths.
+DMA_DATA_WIDTHS = (32, 64, 128, 256, 512, 1024)
+LENGTH_WIDTHS = (8, 26)
 
 
 class _Stream:
@@ -137,13 +141,14 @@ class SimDevice(pynq.Device):
     def __init__(self, artifact: art.Artifact, engine: Callable[[np.ndarray], np.ndarray] | None = None,
                  in_word_bytes: int | None = None, out_word_bytes: int | None = None,
                  dma_data_width: int = 64, length_width: int = 26):
+        engine = opt.check_callable("engine", engine)
+        self.in_port = dma_layout.input_port(artifact, in_word_bytes)
+        self.out_port = dma_layout.output_port(artifact, out_word_bytes)
+        self.dma_data_width = opt.check_choice("dma_data_width", dma_data_width, DMA_DATA_WIDTHS)
+        self.length_width = opt.check_int("length_width", length_width, *LENGTH_WIDTHS)
         super().__init__("bnnflow-simulated-board")
         self.artifact = artifact
         self.engine = engine or GoldenModel(artifact).scores
-        self.in_port = dma_layout.input_port(artifact, in_word_bytes)
-        self.out_port = dma_layout.output_port(artifact, out_word_bytes)
-        self.dma_data_width = dma_data_width
-        self.length_width = length_width
         self.mm2s, self.s2mm = _DmaChannel(receive=False), _DmaChannel(receive=True)
         self.to_engine, self.from_engine = _Stream(), _Stream()
         # bnnflow_top state
@@ -313,10 +318,17 @@ class SimulatedBoardBackend(BoardBackend):
     """The ``board`` backend over a :class:`SimDevice` (backend name ``board-sim``)."""
 
     name = "board-sim"
+    OPTIONS = SIM_OPTIONS
 
     def __init__(self, artifact: art.Artifact, engine=None, dma_data_width: int = 64, length_width: int = 26,
-                 in_word_bytes: int | None = None, out_word_bytes: int | None = None, **options):
+                 in_word_bytes: int | None = None, out_word_bytes: int | None = None,
+                 accel_name: str = DEFAULT_ACCEL, dma_name: str = DEFAULT_DMA, timeout_s: float = 10.0,
+                 max_batch: int | None = None):
+        # the board options first (no device is made for a bad one), then the device's own
+        BoardBackend.check_options(accel_name=accel_name, dma_name=dma_name, timeout_s=timeout_s,
+                                   max_batch=max_batch)
         self.device = SimDevice(artifact, engine=engine, in_word_bytes=in_word_bytes, out_word_bytes=out_word_bytes,
                                 dma_data_width=dma_data_width, length_width=length_width)
-        super().__init__(artifact, overlay=SimOverlay(self.device), in_word_bytes=in_word_bytes,
-                         out_word_bytes=out_word_bytes, **options)
+        super().__init__(artifact, overlay=SimOverlay(self.device), accel_name=accel_name, dma_name=dma_name,
+                         in_word_bytes=in_word_bytes, out_word_bytes=out_word_bytes, timeout_s=timeout_s,
+                         max_batch=max_batch)

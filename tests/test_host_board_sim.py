@@ -64,10 +64,12 @@ def test_register_protocol(export_dir):
 
 
 def test_dma_length_limit_splits_batches(export_dir):
-    # a 7-bit length register: at most 127 bytes per transfer (input: 2 words of 80 bits = 20 bytes per image)
-    driver = BnnDriver(export_dir, backend="board-sim", length_width=7)
+    # an 8-bit length register (PG021's narrowest): at most 255 bytes per transfer
+    # (input: 2 words of 80 bits = 20 bytes per image)
+    driver = BnnDriver(export_dir, backend="board-sim", length_width=8)
     backend = driver.backend
-    per = min(127 // backend.in_port.bytes_per_image, 127 // backend.out_port.bytes_per_image)
+    per = min(255 // backend.in_port.bytes_per_image, 255 // backend.out_port.bytes_per_image)
+    assert per < 23
     assert backend.images_per_transfer == per
     x = batch(23, seed=3)
     np.testing.assert_array_equal(driver.scores(x), GoldenModel(driver.artifact).scores(x))
