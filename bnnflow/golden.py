@@ -50,8 +50,13 @@ class GoldenModel:
         if images.ndim != 2 or images.shape[1] != self.artifact.input_features:
             raise ValueError(
                 f"images must have shape (N, {self.artifact.input_features}), got {images.shape}")
+        if images.dtype == np.bool_ or not np.issubdtype(images.dtype, np.integer):
+            # a float 0.9 would silently become pixel 0: the hardware reads integers, so must the caller
+            raise TypeError(f"images must be an integer array (unsigned {self.artifact.input_bits}-bit values), "
+                            f"got dtype {images.dtype}")
         if images.size and (images.min() < 0 or images.max() >= (1 << self.artifact.input_bits)):
-            raise ValueError(f"image values must be unsigned {self.artifact.input_bits}-bit integers")
+            raise ValueError(f"image values must be unsigned {self.artifact.input_bits}-bit integers, "
+                             f"got values in [{images.min()}, {images.max()}]")
         return images.astype(np.int64)
 
     def trace(self, images: np.ndarray) -> GoldenTrace:

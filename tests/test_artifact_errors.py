@@ -255,3 +255,15 @@ def test_export_older_than_its_model_is_refused(digits_run, tmp_path):
     art.load(run / "export", check_model=False)     # tools that inspect old exports can still read them
     export_run(run, generate=())                    # re-exporting clears it
     art.load(run / "export")
+
+
+@pytest.mark.parametrize("images, error, message", [
+    (np.full((1, 64), 0.9), TypeError, r"images must be an integer array .* got dtype float64"),
+    (np.ones((1, 64), dtype=bool), TypeError, r"got dtype bool"),
+    (np.full((1, 64), 32), ValueError, r"unsigned 5-bit integers, got values in \[32, 32\]"),
+    (np.full((1, 64), -1), ValueError, r"got values in \[-1, -1\]"),
+])
+def test_golden_refuses_images_it_would_misread(good, images, error, message):
+    """A float 0.9 once scored exactly like pixel 0: the golden model takes integers only."""
+    with pytest.raises(error, match=message):
+        GoldenModel(art.load(good)).scores(images)
