@@ -11,6 +11,9 @@ Each subcommand has its own ``--help``. A typical session::
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -61,11 +64,91 @@ def _generate_list(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+MAX_SEED = 2**32 - 1
+DEFAULT_BATCH_SIZE = 64
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _batch_size(text: str) -> int:
+    value = _int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2 (BatchNorm needs two samples per batch), "
+                                         f"got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer 0..{MAX_SEED}, got {text!r}")
+    return value
+
+
+def _num_classes(text: str) -> int:
+    value = _int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"a classifier needs at least 2 classes, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+def _check_out_folder(path: str, option: str = "--out") -> None:
+    """An output folder may exist, but not as a file."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a folder")
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text file ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .datasets import load_dataset
+    from .datasets import check_classes, load_dataset
     from .model import build_model, summary
     from .model.methods import bits_label, resolve_config
-    from .model.train import train
+    from .model.train import check_training_setup, train
 
     config = {
         "method": args.method,
@@ -82,14 +165,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "schedule", "first_layer", "last_layer"):
         config[key] = getattr(args, key)
     config = resolve_config(config)     # unknown names / bits out of range fail before loading data
-    dataset = load_dataset(args.dataset, args.split_seed)
+    _check_out_folder(args.out)
+    batch_given = args.batch_size is not None
+    # labels 0..C-1, every class in training unless --num-classes declares C; at least two classes
+    dataset = check_classes(load_dataset(args.dataset, args.split_seed), args.num_classes)
     config.update({
         "input_features": dataset.input_features,
         "input_shape": list(dataset.input_shape),
         "input_bits": dataset.input_bits,
         "num_classes": dataset.num_classes,
     })
+    if not batch_given:                 # the default 64, or the whole training set when it is smaller
+        config["batch_size"] = min(DEFAULT_BATCH_SIZE, len(dataset.x_train))
     model = build_model(config)         # a conv spec that does not fit the input fails here
+    check_training_setup(config, dataset)   # batch size vs training set, labels vs classes
     print(f"dataset {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test, "
           f"{dataset.input_features} inputs of {dataset.input_bits} bits, {dataset.num_classes} classes")
     print(f"method {config['method']} {bits_label(config)}, optimizer {config['optim']} lr {config['lr']:g}, "
@@ -109,6 +198,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .model.plot import plot_run
 
+    run = Path(args.run)
+    metrics_path = run / "metrics.json"
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path}: not a training run (no metrics.json; run `bnnflow train "
+                                f"... --out {run}` first)")
+    metrics = _read_json_object(metrics_path)
+    history = metrics.get("epochs")
+    if not isinstance(history, list):
+        raise ValueError(f"{metrics_path}: field 'epochs' is {history!r}, expected a list of per-epoch records")
+    for i, record in enumerate(history):
+        for key in ("epoch", "loss", "test_acc"):
+            if not isinstance(record, dict) or not isinstance(record.get(key), (int, float)) \
+                    or isinstance(record.get(key), bool):
+                raise ValueError(f"{metrics_path}: epochs[{i}] has no number '{key}'")
+    if (run / "config.json").is_file():
+        _read_json_object(run / "config.json")
+    if args.out:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        suffix = Path(args.out).suffix.lstrip(".").lower()
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if suffix and suffix not in formats:
+            raise ValueError(f"--out {args.out}: unknown image format '.{suffix}'; use one of "
+                             f"{', '.join('.' + f for f in sorted(formats))}")
+        if Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out}: is a folder; give a file name such as {Path(args.out) / 'curves.png'}")
     print(f"curves: {plot_run(args.run, args.out)}")
     return 0
 
@@ -116,7 +231,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
-    artifact = export_run(args.run, args.folding, args.out, generate=args.generate)
+    if args.out:
+        _check_out_folder(args.out)
+    from .folding import FoldingError
+
+    if args.folding and not Path(args.folding).is_file():
+        raise FileNotFoundError(f"--folding {args.folding}: " + ("is a folder, expected a JSON file"
+                                                                if Path(args.folding).is_dir() else "file not found"))
+    try:
+        artifact = export_run(args.run, args.folding, args.out, generate=args.generate)
+    except FoldingError as exc:        # the folding checks name their source "folding": name the file
+        if args.folding and str(exc).startswith("folding: "):
+            raise FoldingError(f"{args.folding}: {str(exc)[len('folding: '):]}") from None
+        raise
+    except UnicodeDecodeError as exc:
+        if args.folding:
+            raise ValueError(f"--folding {args.folding}: not a text file ({exc.reason})") from None
+        raise
     print(f"exported {len(artifact.layers)} layers to {artifact.root}")
     for layer in artifact.layers:
         print(f"  L{layer.index} {layer.kind:15s} {layer.in_features:5d} -> {layer.out_features:5d}  "
@@ -127,15 +258,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify_run
 
-    return verify_run(args.run, [a.strip() for a in args.against.split(",") if a.strip()],
-                      sim=args.sim, limit=args.limit)
+    return verify_run(args.run, args.against.split(","), sim=args.sim, limit=args.limit)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the option and value (plus where to find help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_debug(parser: argparse.ArgumentParser, default=False) -> None:
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the Python traceback of an error (also: environment BNNFLOW_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bnnflow",
         description="Binarized neural networks from PyTorch training to a bit-exact, verified FPGA accelerator.",
         epilog="Run `bnnflow COMMAND --help` for each command's options.")
+    _add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a quantized network and save a run folder",
@@ -143,23 +286,29 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(per-epoch loss, accuracy, time). Options left out take the method's "
                                    "defaults (listed below).",
                        epilog=METHOD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="digits",
+    p.add_argument("--dataset", default="digits", type=_text,
                    help="digits (scikit-learn, offline), mnist (downloads the IDX files), or idx:DIR "
                         "(a folder with train/t10k images and labels in MNIST IDX format, raw or .gz)")
     p.add_argument("--method", choices=METHODS, default="bnn", help="training method (default bnn; see below)")
     p.add_argument("--hidden", type=_int_list, default=[256, 256],
                    help="MLP hidden layer sizes, e.g. 256,256 (used when --arch is not given)")
-    p.add_argument("--arch", help="conv net spec instead of the MLP: NCk (conv, same padding), NCkV (no padding), "
+    p.add_argument("--arch", type=_text, help="conv net spec instead of the MLP: NCk (conv, same padding), NCkV (no padding), "
                                   "MPk (max-pool), FCn, e.g. 64C3-64C3-MP2-128C3-MP2-FC256 "
                                   "(digits is 8x8: try 32C3-32C3-MP2-64C3-FC128)")
-    p.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
-    p.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
-    p.add_argument("--lr", type=float, help="learning rate (default per method: see below)")
+    p.add_argument("--epochs", type=_positive_int, default=60, help="training epochs (default 60)")
+    p.add_argument("--batch-size", type=_batch_size,
+                   help=f"minibatch size, 2 up to the training set size (default {DEFAULT_BATCH_SIZE}, "
+                        f"or the training set size when it is smaller)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default per method: see below)")
+    p.add_argument("--num-classes", type=_num_classes,
+                   help="number of classes C (default: largest training label + 1, and every class must "
+                        "occur in training); give it when the data has classes absent from training. "
+                        "Labels must be 0..C-1")
     p.add_argument("--variant", help="binaryconnect: det|stoch; xnor: xnor|bwn")
-    p.add_argument("--wbits", type=int, help="weight bits (dorefa, wage)")
-    p.add_argument("--abits", type=int, help="activation bits (dorefa, wage)")
-    p.add_argument("--gbits", type=int, help="gradient bits (dorefa, wage)")
-    p.add_argument("--ebits", type=int, help="error bits (wage)")
+    p.add_argument("--wbits", type=_int, help="weight bits (dorefa, wage)")
+    p.add_argument("--abits", type=_int, help="activation bits (dorefa, wage)")
+    p.add_argument("--gbits", type=_int, help="gradient bits (dorefa, wage)")
+    p.add_argument("--ebits", type=_int, help="error bits (wage)")
     p.add_argument("--bn", choices=("standard", "shift"), help="BatchNorm kind (default standard)")
     p.add_argument("--optim", choices=("adam", "shift-adamax", "sgd", "wage-sgd"),
                    help="optimizer (default adam; wage-sgd for wage)")
@@ -171,54 +320,98 @@ def build_parser() -> argparse.ArgumentParser:
                    help="xnor/dorefa: keep the first layer real (default) or quantize it")
     p.add_argument("--last-layer", dest="last_layer", choices=("real", "quant"),
                    help="xnor/dorefa: keep the last layer real (default) or quantize it")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and batch order")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the stratified train/test split (digits)")
-    p.add_argument("--out", required=True, help="run folder to write, e.g. runs/demo")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for initialisation and batch order")
+    p.add_argument("--split-seed", type=_seed, default=0, help="seed of the stratified train/test split (digits)")
+    p.add_argument("--out", required=True, type=_path, help="run folder to write, e.g. runs/demo")
     p.add_argument("--plot", action="store_true", help="also save OUT/curves.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar or model summary")
+    _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("plot", help="save a run's training curves as a PNG",
                        description="Plots loss and accuracy per epoch from RUN/metrics.json.")
-    p.add_argument("run", help="training run folder")
-    p.add_argument("--out", help="PNG file to write (default RUN/curves.png)")
+    p.add_argument("run", type=_path, help="training run folder")
+    p.add_argument("--out", type=_path, help="PNG file to write (default RUN/curves.png)")
+    _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("export", help="fold, pack and write the hardware artifact of a run",
                        description="Writes RUN/export/: manifest.json, packed weights, integer thresholds, "
                                    "RTL memory files + generated top, HLS header, golden test vectors "
                                    "(format: docs/ARTIFACT.md).")
-    p.add_argument("run", help="training run folder")
-    p.add_argument("--folding", help='JSON file {"layers": [{"pe": P, "simd": S}, ...]}; default: chosen automatically')
-    p.add_argument("--out", help="artifact folder (default RUN/export)")
+    p.add_argument("run", type=_path, help="training run folder")
+    p.add_argument("--folding", type=_path, help='JSON file {"layers": [{"pe": P, "simd": S}, ...]}; default: chosen automatically')
+    p.add_argument("--out", type=_path, help="artifact folder (default RUN/export)")
     p.add_argument("--generate", type=_generate_list, default=("rtl", "hls"),
                    help="consumers to generate files for: rtl, hls or rtl,hls (default). The HLS engine "
                         "limits every stream word (SIMD x input bits, PE x output bits) to 4096 bits; "
                         "`--generate rtl` exports foldings beyond that for the Verilog engine alone")
+    _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="run the test images through each level and compare with torch",
                        description="Prints accuracy and agreement with the torch model per level; exits 1 on "
                                    "any mismatch. Levels: golden (numpy integer model), rtl (cocotb simulation "
                                    "of the generated Verilog), hls (g++ C-simulation of the HLS engines).")
-    p.add_argument("run", help="training run folder (exported)")
+    p.add_argument("run", type=_path, help="training run folder (exported)")
     p.add_argument("--against", default="golden",
                    help="comma-separated levels: golden, rtl, hls, board-sim (the PYNQ driver's board path "
                         "on a simulated pynq.Device whose engine is the RTL simulation); default golden")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="RTL simulator")
-    p.add_argument("--limit", type=int, help="use only the first N test images")
+    p.add_argument("--limit", type=_positive_int, help="use only the first N test images")
+    _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_verify)
     return parser
 
 
+#: Error types a user can cause (bad options, files, data, missing tools); anything else is a bug.
+USER_ERRORS = (ValueError, OSError, RuntimeError, ImportError, MemoryError)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+        return f"{target}: {exc.strerror}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return (f"Python module '{exc.name}' is not installed (the simulation levels need "
+                f"`pip install -e '.[sim]'`, the board driver `pip install -e '.[board]'`)")
+    if isinstance(exc, MemoryError):
+        return "out of memory (try smaller --hidden / --batch-size, or --limit)"
+    return str(exc).strip() or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Usage errors exit 2 (one line, from argparse); errors while running return 2
+    with one line ``bnnflow COMMAND: error: ...``; a mismatch in ``verify`` returns 1. ``--debug`` or
+    BNNFLOW_DEBUG=1 re-raises instead, to show the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("BNNFLOW_DEBUG", "").strip() not in ("", "0")
+    prefix = f"bnnflow {args.command}: error:"
     try:
         return args.func(args)
-    except (ValueError, OSError, RuntimeError) as exc:
-        print(f"bnnflow {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"bnnflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        lines = _message(exc).splitlines()
+        if len(lines) > 1:          # a tool's log (compiler, simulator): the detail first, the error line last
+            print("\n".join(lines[1:]), file=sys.stderr)
+            print(f"{prefix} {lines[0].rstrip(':')} (tool output above)", file=sys.stderr)
+        else:
+            print(f"{prefix} {lines[0]}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, the traceback behind --debug
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"{prefix} internal error ({type(exc).__name__}: {first}); please report it with the "
+              f"traceback from `bnnflow --debug {args.command} ...`", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -26,11 +26,32 @@ class LevelResult:
 
 
 def torch_scores(run_dir: Path, images: np.ndarray) -> np.ndarray:
+    """Torch's integer scores (N, C) of ``images`` for the run's model."""
     from .model.train import load_run
 
     _, model = load_run(run_dir)
+    return _model_scores(model, Path(run_dir), images)
+
+
+def _model_scores(model: torch.nn.Module, run: Path, images: np.ndarray) -> np.ndarray:
+    if not hasattr(model, "scores"):
+        raise ValueError(f"{run}: a {type(model).__name__} has no integer scores to verify "
+                         f"(only --method bnn MLPs export to hardware)")
     with torch.no_grad():
         return model.scores(torch.from_numpy(images.astype(np.float32))).numpy().astype(np.int64)
+
+
+def first_difference(scores: np.ndarray, reference: np.ndarray, name: str, ref_name: str) -> str | None:
+    """None when equal; else one sentence naming the first differing image and class and both values."""
+    if scores.shape != reference.shape:
+        return f"{name} scores have shape {scores.shape}, {ref_name} scores {reference.shape}"
+    diff = scores != reference
+    if not diff.any():
+        return None
+    image, cls = (int(v) for v in np.argwhere(diff)[0])
+    images = int(diff.any(axis=1).sum())
+    return (f"{name} scores differ from {ref_name} at image {image}, class {cls}: {name} {int(scores[image, cls])}, "
+            f"{ref_name} {int(reference[image, cls])} ({images} of {len(scores)} images differ)")
 
 
 def run_level(level: str, artifact: art.Artifact, images: np.ndarray, sim: str) -> LevelResult:
@@ -62,29 +83,71 @@ def run_level(level: str, artifact: art.Artifact, images: np.ndarray, sim: str) 
     raise ValueError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
 
 
-def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", limit: int | None = None) -> int:
-    """Print the agreement table; return 0 when every level agrees with torch and golden, else 1."""
-    for level in levels:
+def check_levels(levels) -> list[str]:
+    """The requested levels, in order and without repeats; ValueError for none or an unknown one."""
+    if isinstance(levels, str):
+        levels = levels.split(",")
+    names = list(dict.fromkeys(str(level).strip() for level in levels if str(level).strip()))
+    if not names:
+        raise ValueError(f"--against names no level; choose one or more of {', '.join(LEVELS)}")
+    for level in names:
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
+    return names
+
+
+def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", limit: int | None = None) -> int:
+    """Print the agreement table; return 0 when every level agrees with torch and golden, else 1.
+
+    "Agrees" means equal integer scores (not only equal predictions): golden
+    and every level are compared with torch's integer scores and with golden,
+    and the golden model with the scores stored at export. Each difference is
+    printed as one line naming the first differing image and class and both
+    values. Raises ValueError for no level, an unknown level or a ``limit`` that
+    is not a positive integer.
+    """
+    levels = check_levels(levels)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"--limit must be a positive integer, got {limit!r}")
     run = Path(run_dir)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run / 'config.json'}: not a training run (run `bnnflow train ... --out {run}` "
+                                f"and `bnnflow export {run}` first)")
+    from .model.train import load_run
+
+    config, model = load_run(run)
     artifact = art.load(run / "export")
+    for key in ("input_features", "num_classes"):
+        if config[key] != getattr(artifact, key):
+            raise ValueError(f"{artifact.root}: exported from another model ({key} {getattr(artifact, key)}, "
+                             f"the run's config.json has {config[key]}): run `bnnflow export {run}` again")
     images, labels, stored = read_vectors(artifact)
     if limit is not None:
         images, labels, stored = images[:limit], labels[:limit], stored[:limit]
-    reference = torch_scores(run, images)
+    if len(images) == 0:
+        raise ValueError(f"{artifact.root}: the export holds no test images to verify")
+    reference = _model_scores(model, run, images)
     golden = GoldenModel(artifact).scores(images)
     ref_pred = argmax_lowest(reference)
-    rows = [("torch", len(images), float((ref_pred == labels).mean()), 1.0, "-", "-", "-")]
-    ok = np.array_equal(golden, stored)
-    if not ok:
-        print(f"error: the golden model no longer reproduces the scores stored in {artifact.root}/vectors")
+    errors = []
+    stale = first_difference(golden, stored, "golden", f"the scores stored in {artifact.root}/vectors")
+    if stale:
+        errors.append(stale)
+    torch_vs_golden = first_difference(golden, reference, "golden", "torch")
+    if torch_vs_golden:
+        errors.append(torch_vs_golden)
+    rows = [("torch", len(images), float((ref_pred == labels).mean()), 1.0,
+             "NO" if torch_vs_golden else "yes", "-", "-")]
     for level in levels:
         result = run_level(level, artifact, images, sim)
-        pred = argmax_lowest(result.scores)
+        scores = np.asarray(result.scores)
+        pred = argmax_lowest(scores) if scores.shape == reference.shape else np.full(len(images), -1)
         agree = float((pred == ref_pred).mean())
-        exact = result.scores.shape == golden.shape and np.array_equal(result.scores, golden)
-        ok &= exact and agree == 1.0
+        exact = scores.shape == golden.shape and np.array_equal(scores, golden)
+        if level != "golden":     # golden vs torch is checked above; equal to golden = equal to torch then
+            diff = first_difference(scores, golden, result.level, "golden")
+            if diff:
+                errors.append(diff)
         cycles = "-" if result.cycles_per_image is None else f"{result.cycles_per_image:.1f} / {result.model_cycles}"
         rows.append((result.level, len(images), float((pred == labels).mean()), agree,
                      "yes" if exact else "NO", cycles, f"{result.seconds:.1f}"))
@@ -93,7 +156,11 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for r in rows:
         print("  ".join(_fmt(v).ljust(w) for v, w in zip(r, widths)))
-    print("PASS: every level matches torch and the golden model bit for bit" if ok else "FAIL: mismatch (see table)")
+    for error in errors:
+        print(f"error: {error}")
+    ok = not errors
+    print("PASS: every level matches torch and the golden model bit for bit" if ok
+          else "FAIL: integer scores differ (first difference above)")
     return 0 if ok else 1
 
 

@@ -118,13 +118,14 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     # bit widths: DoReFa 1..16 or 32 (= no quantization); WAGE 2..16
     for key in method.bits:
         k = cfg[key]
-        ok = (isinstance(k, int) and (1 <= k <= 16 or k == 32)) if name == "dorefa" else \
-             (isinstance(k, int) and 2 <= k <= 16)
+        is_int = isinstance(k, int) and not isinstance(k, bool)
+        ok = (is_int and (1 <= k <= 16 or k == 32)) if name == "dorefa" else (is_int and 2 <= k <= 16)
         if not ok:
             rng = "1..16, or 32 for no quantization" if name == "dorefa" else "2..16"
             raise ValueError(f"{_flag(key)} {k!r} out of range for --method {name}: use {rng}")
-    if not (isinstance(cfg.get("lr"), (int, float)) and cfg["lr"] > 0):
-        raise ValueError(f"--lr must be positive, got {cfg.get('lr')!r}")
+    lr = cfg.get("lr")
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--lr must be a positive finite number, got {lr!r}")
     return cfg
 
 

@@ -104,3 +104,72 @@ def test_mnist_download_writes_the_cache(idx_dir, tmp_path, monkeypatch):
     assert len(requested) == 4 and all(u.startswith(datasets.MNIST_MIRRORS[0]) for u in requested)
     load_dataset("mnist")
     assert len(requested) == 4          # cached: no second download
+
+
+def test_idx_reader_names_every_malformation(tmp_path):
+    cases = {
+        "empty": (b"", "empty: empty file"),
+        "magic": (b"\x01\x00\x08\x01\x00\x00\x00\x01a", "magic: not an IDX file"),
+        "dtype": (b"\x00\x00\x0a\x01\x00\x00\x00\x01a", "dtype: unknown IDX element type 0x0a"),
+        "nodims": (b"\x00\x00\x08\x00a", "nodims: IDX header declares 0 dimensions"),
+        "header": (b"\x00\x00\x08\x03\x00\x00\x00\x01", r"header: truncated header \(3 dimensions need 16 bytes"),
+        "partial": (b"\x00\x00\x0c\x01\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00",
+                    "partial: 6 data bytes are not a whole number of 4-byte 32-bit integer elements"),
+        "extra": (b"\x00\x00\x08\x01\x00\x00\x00\x01ab", r"extra: header says shape \(1,\) \(1 values\) but holds 2"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DatasetError, match=message):
+            read_idx(tmp_path / name)
+    (tmp_path / "bad.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DatasetError, match=r"bad.gz: cannot read"):
+        read_idx(tmp_path / "bad.gz")
+    with pytest.raises(DatasetError, match="missing: cannot read"):
+        read_idx(tmp_path / "missing")
+
+
+def _labelled(y_train, y_test, sources=True):
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    return datasets.Dataset("toy", np.zeros((len(y_train), 4), np.uint8), y_train,
+                            np.zeros((len(y_test), 4), np.uint8), y_test, (4,), 8, 99,
+                            sources={"train_labels": "TR.idx", "test_labels": "TE.idx"} if sources else {})
+
+
+def test_check_classes_derives_and_validates_the_class_count():
+    ds = datasets.check_classes(_labelled([0, 1, 2, 2, 1], [2, 0]))
+    assert ds.num_classes == 3 and not ds.num_classes_declared
+    with pytest.raises(DatasetError, match=r"TR.idx: .*largest label is 200 \(index 2\) and class\(es\) 2..199 never"):
+        datasets.check_classes(_labelled([0, 1, 200, 1], [0]))
+    with pytest.raises(DatasetError, match=r"TR.idx: .*class\(es\) 1, 3 never occur"):
+        datasets.check_classes(_labelled([0, 2, 4], [0]))
+    with pytest.raises(DatasetError, match=r"TE.idx: label 3 at index 1 never occurs in the training set"):
+        datasets.check_classes(_labelled([0, 1, 2], [0, 3]))
+    with pytest.raises(DatasetError, match=r"TR.idx: label -1 at index 1"):
+        datasets.check_classes(_labelled([0, -1, 1], [0]))
+    with pytest.raises(DatasetError, match=r"TR.idx: every training label is 0: a one-class"):
+        datasets.check_classes(_labelled([0, 0, 0], [0]))
+    with pytest.raises(DatasetError, match=r"toy train labels: every training label is 1"):
+        datasets.check_classes(_labelled([1, 1], [0], sources=False))
+
+
+def test_check_classes_with_a_declared_count():
+    ds = datasets.check_classes(_labelled([0, 2, 2], [3]), num_classes=5)
+    assert ds.num_classes == 5 and ds.num_classes_declared
+    with pytest.raises(DatasetError, match=r"TE.idx: label 5 at index 0 is out of range for --num-classes 5"):
+        datasets.check_classes(_labelled([0, 1], [5]), num_classes=5)
+    with pytest.raises(DatasetError, match="at least 2 classes"):
+        datasets.check_classes(_labelled([0, 1], [1]), num_classes=1)
+    with pytest.raises(DatasetError, match="one-class dataset"):
+        datasets.check_classes(_labelled([1, 1], [0]), num_classes=3)
+
+
+def test_digits_and_idx_datasets_pass_the_class_check(idx_dir):
+    assert datasets.check_classes(load_dataset("digits")).num_classes == 10
+    assert datasets.check_classes(load_dataset(f"idx:{idx_dir}")).num_classes == 4
+
+
+def test_load_dataset_argument_errors():
+    with pytest.raises(DatasetError, match="--split-seed must be an integer"):
+        load_dataset("digits", split_seed=-1)
+    with pytest.raises(DatasetError, match="idx: names no folder"):
+        load_dataset("idx:")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -74,7 +75,77 @@ def _message(call: Callable[[], object]) -> str:
     return "(accepted)"
 
 
-def _rows(tmp_path: Path) -> list[tuple[str, str, str]]:
+def _cli(argv: list[str]) -> str:
+    """The last stderr line of ``bnnflow ARGV`` (with its exit code), or "(accepted)" on exit 0."""
+    import contextlib
+    import io
+
+    from bnnflow.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:          # argparse's usage errors
+            code = exc.code
+    lines = err.getvalue().strip().splitlines()
+    return "(accepted)" if code == 0 else f"exit {code}: {lines[-1] if lines else ''}"
+
+
+def _cli_rows(tmp_path: Path, run: Path) -> list[tuple[str, str, str]]:
+    """Mistakes with the command line, on a trained run (``run``) and small IDX folders."""
+    from conftest import write_idx
+
+    def idx(name: str, train_labels: np.ndarray, test_labels: np.ndarray) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        rng = np.random.default_rng(0)
+        write_idx(d / "train-images-idx3-ubyte", rng.integers(0, 255, (len(train_labels), 4, 4)))
+        write_idx(d / "train-labels-idx1-ubyte", train_labels)
+        write_idx(d / "t10k-images-idx3-ubyte", rng.integers(0, 255, (len(test_labels), 4, 4)))
+        write_idx(d / "t10k-labels-idx1-ubyte", test_labels)
+        return d
+
+    label200 = idx("label200", np.array([0, 1, 2, 200] * 5), np.array([0, 1, 2, 1]))
+    unseen = idx("unseen", np.array([0, 1, 2] * 6), np.array([0, 1, 3, 1]))
+    one = idx("oneclass", np.zeros(12, dtype=int), np.zeros(4, dtype=int))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (empty / name).write_bytes(b"")
+    out = str(tmp_path / "new")
+    cases = [
+        ("train `--epochs 0`", ["train", "--epochs", "0", "--out", out]),
+        ("train `--batch-size -8`", ["train", "--batch-size", "-8", "--out", out]),
+        ("train `--lr nan`", ["train", "--lr", "nan", "--out", out]),
+        ("train, batch larger than the training set", ["train", "--batch-size", "5000", "--out", out]),
+        ("train, a label 200 in a 3-class IDX set", ["train", "--dataset", f"idx:{label200}", "--out", out]),
+        ("train, a test label never seen in training", ["train", "--dataset", f"idx:{unseen}", "--out", out]),
+        ("train, a one-class dataset", ["train", "--dataset", f"idx:{one}", "--out", out]),
+        ("train, empty IDX files", ["train", "--dataset", f"idx:{empty}", "--out", out]),
+        ("export of a folder that is no run", ["export", str(tmp_path / "nothing")]),
+        ("export `--generate vhdl`", ["export", str(run), "--generate", "vhdl"]),
+        ("verify `--against \"\"`", ["verify", str(run), "--against", ""]),
+        ("verify `--limit 0`", ["verify", str(run), "--limit", "0"]),
+        ("verify `--limit -1`", ["verify", str(run), "--limit", "-1"]),
+        ("verify `--against fpga`", ["verify", str(run), "--against", "fpga"]),
+    ]
+    rows = [("cli", what, _cli(argv)) for what, argv in cases]
+    import torch
+
+    state = torch.load(run / "model.pt", weights_only=True)
+    state["head.weight"] = -state["head.weight"]
+    torch.save(state, run / "model.pt")
+    rows.append(("cli", "verify after retraining, without re-export", _cli(["verify", str(run)])))
+    (run / "model.pt").write_bytes(b"not a model")
+    rows.append(("cli", "a garbage `model.pt`", _cli(["export", str(run)])))
+    (run / "config.json").write_text("{")
+    rows.append(("cli", "a broken `config.json`", _cli(["export", str(run)])))
+    return [(a, w, m.replace(str(run), "RUN")) for a, w, m in rows]
+
+
+def _rows(tmp_path: Path, run: Path) -> list[tuple[str, str, str]]:
     rows = []
     good = tmp_path / "good"
     random_artifact(good, seed=3, n_vectors=2)
@@ -102,8 +173,9 @@ def _rows(tmp_path: Path) -> list[tuple[str, str, str]]:
         ("a pixel above input_bits", lambda: BnnDriver(good).classify(np.full((2, 64), 40, np.uint8))),
     ]:
         rows.append(("driver", what, _message(call).replace(str(good), "EXPORT")))
-    return [(area, what, msg.replace(str(tmp_path), "TMP").replace("|", "\\|").replace("\n", " "))
-            for area, what, msg in rows]
+    rows += _cli_rows(tmp_path, run)
+    return [(area, what, re.sub(r"[0-9a-f]{16}\.\.\.", "<sha256>...", msg.replace(str(tmp_path), "TMP"))
+             .replace("|", "\\|").replace("\n", " ")) for area, what, msg in rows]
 
 
 def render(rows: list[tuple[str, str, str]]) -> str:
@@ -112,11 +184,17 @@ def render(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines + ["", END])
 
 
-def test_every_bad_input_is_refused_by_name(tmp_path):
-    rows = _rows(tmp_path)
+def test_every_bad_input_is_refused_by_name(tmp_path, digits_run):
+    from bnnflow.export import export_run
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    export_run(run, generate=())
+    rows = _rows(tmp_path, run)
     for area, what, msg in rows:
         assert msg != "(accepted)", f"{area}: {what} was accepted"
-        assert "Error" in msg.split(":", 1)[0], f"{area}: {what}: {msg}"
+        assert "Error" in msg.split(":", 1)[0] or msg.startswith("exit "), f"{area}: {what}: {msg}"
+        assert "Traceback" not in msg
     table = render(rows)
     text = DOC.read_text() if DOC.is_file() else ""
     if os.environ.get("BNNFLOW_UPDATE_DOCS"):
