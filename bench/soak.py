@@ -83,7 +83,8 @@ def draw_config(seed: int) -> SoakConfig:
     """The configuration of ``seed`` (the same on every machine: numpy's PCG64 stream).
 
     Foldings are drawn per layer as SF in 1..8 and NF in 1..8 (so a vector
-    takes at most 64 cycles and a campaign simulates many vectors) with SIMD
+    takes at most 64 cycles, 128 in the score layer, whose NF is classes / PE,
+    and a campaign simulates many vectors) with SIMD
     = ceil(inputs / SF) plus a random excess (padding), PE up to 32 and
     PE x SIMD at most MAX_LANES (so Verilator builds stay in seconds). Hidden
     widths are PE x NF; the class count is free and its PE one of its divisors.

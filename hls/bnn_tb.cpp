@@ -99,7 +99,8 @@ int main(int argc, char **argv) {
 
   bnnflow_top(in, out, n);
 
-  // Unpack: field p of word nf is class nf*kOutPe + p, kOutBits two's complement.
+  // Unpack: field p of word nf is class nf*kOutPe + p, kOutBits wide: two's complement for a
+  // score layer, unsigned for a threshold layer (a one-layer network ends in one).
   std::vector<int32_t> computed(size_t(n) * kNumClasses, 0);
   unsigned mismatches = 0, tlast_errors = 0, shown = 0;
   const unsigned show_max = 20;
@@ -120,8 +121,9 @@ int main(int argc, char **argv) {
                     << "\n";
       }
       for (unsigned p = 0; p < kOutPe; p++) {
-        const ap_int<kOutBits> score = beat.data((p + 1) * kOutBits - 1, p * kOutBits);
-        computed[size_t(v) * kNumClasses + w * kOutPe + p] = score.to_int();
+        const ap_uint<kOutBits> field = beat.data((p + 1) * kOutBits - 1, p * kOutBits);
+        computed[size_t(v) * kNumClasses + w * kOutPe + p] =
+            kOutSigned ? ap_int<kOutBits>(field).to_int() : int(field.to_uint());
       }
     }
   }

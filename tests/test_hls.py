@@ -38,6 +38,9 @@ CASES = {
                        folding=[F(8, 128), F(6, 128), F(2, 96)]),
     "fully_parallel": dict(input_features=20, hidden=(12,), classes=10, input_bits=3,
                            folding=[F(12, 20), F(10, 12)]),
+    # one layer: the network ends in a threshold layer, whose 0/1 outputs are unsigned (the soak
+    # campaign found the testbench reading them as 1-bit two's complement, -1)
+    "one_layer_threshold": dict(input_features=30, hidden=(), classes=5, input_bits=3, folding=[F(5, 10)]),
     "no_repack": dict(input_features=64, hidden=(64, 32), classes=10, input_bits=5,
                       folding=[F(16, 32), F(8, 16), F(5, 8)]),
 }
