@@ -147,7 +147,9 @@ def run_config(seed: int, levels: tuple[str, ...], sims: tuple[str, ...], rtl_ve
                 result.mismatches[level] = int(np.count_nonzero(np.asarray(scores) != golden[:count]))
                 result.vectors[level] = count
             except Exception as exc:  # a testbench assertion or a build failure is a finding, not a crash
-                result.errors[level] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+                lines = str(exc).strip().splitlines() or [""]
+                detail = next((l.strip() for l in lines if "error" in l.lower() and l is not lines[0]), lines[-1])
+                result.errors[level] = f"{type(exc).__name__}: {lines[0][:200]} {detail[:300]}"
                 result.vectors[level] = count
                 result.mismatches[level] = count
             result.seconds[level] = round(time.perf_counter() - started, 2)
