@@ -454,8 +454,9 @@ def check_source(artifact: Artifact, run_dir: str | Path | None = None) -> None:
         return
     model = safe_relative(run, _require(source, "model", where, str), where)
     expected = _require(source, "sha256", where, str)
-    if model.is_file() and sha256_file(model) != expected:
+    actual = sha256_file(model) if model.is_file() else expected
+    if actual != expected:
         raise ArtifactError(
             f"{artifact.root}: export is older than the model: {model} changed after this export was written "
-            f"(sha256 {sha256_file(model)[:16]}..., export made from {expected[:16]}...); re-export with "
+            f"(sha256 {actual[:16]}..., export made from {expected[:16]}...); re-export with "
             f"`bnnflow export {run}`")

@@ -11,7 +11,6 @@ Each subcommand has its own ``--help``. A typical session::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -132,18 +131,6 @@ def _check_out_folder(path: str, option: str = "--out") -> None:
         raise ValueError(f"{option} {path}: exists and is not a folder")
 
 
-def _read_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a text file ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import check_classes, load_dataset
     from .model import build_model, summary
@@ -198,32 +185,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .model.plot import plot_run
 
-    run = Path(args.run)
-    metrics_path = run / "metrics.json"
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path}: not a training run (no metrics.json; run `bnnflow train "
-                                f"... --out {run}` first)")
-    metrics = _read_json_object(metrics_path)
-    history = metrics.get("epochs")
-    if not isinstance(history, list):
-        raise ValueError(f"{metrics_path}: field 'epochs' is {history!r}, expected a list of per-epoch records")
-    for i, record in enumerate(history):
-        for key in ("epoch", "loss", "test_acc"):
-            if not isinstance(record, dict) or not isinstance(record.get(key), (int, float)) \
-                    or isinstance(record.get(key), bool):
-                raise ValueError(f"{metrics_path}: epochs[{i}] has no number '{key}'")
-    if (run / "config.json").is_file():
-        _read_json_object(run / "config.json")
-    if args.out:
-        from matplotlib.backend_bases import FigureCanvasBase
-
-        suffix = Path(args.out).suffix.lstrip(".").lower()
-        formats = FigureCanvasBase.get_supported_filetypes()
-        if suffix and suffix not in formats:
-            raise ValueError(f"--out {args.out}: unknown image format '.{suffix}'; use one of "
-                             f"{', '.join('.' + f for f in sorted(formats))}")
-        if Path(args.out).is_dir():
-            raise ValueError(f"--out {args.out}: is a folder; give a file name such as {Path(args.out) / 'curves.png'}")
     print(f"curves: {plot_run(args.run, args.out)}")
     return 0
 

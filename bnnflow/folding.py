@@ -45,7 +45,8 @@ def validate(shapes: list[tuple[int, int]], folding: list[LayerFolding], source:
             raise FoldingError(f"{where}: SIMD={f.simd} is wider than the {mw} inputs")
 
 
-def _largest_divisor_at_most(n: int, limit: int) -> int:
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit`` (a PE the engines accept)."""
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
@@ -60,7 +61,7 @@ def default_folding(shapes: list[tuple[int, int]], max_simd: int = 32, max_pe: i
         simd = 1
         while simd * 2 <= min(mw, max_simd):
             simd *= 2
-        folding.append(LayerFolding(pe=_largest_divisor_at_most(mh, max_pe), simd=simd))
+        folding.append(LayerFolding(pe=largest_divisor_at_most(mh, max_pe), simd=simd))
     return folding
 
 

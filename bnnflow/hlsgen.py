@@ -34,28 +34,31 @@ class HlsWidthError(FoldingError):
     """A folding whose stream or weight words are wider than the HLS engine supports."""
 
 
-def word_widths(layer: art.LayerSpec) -> dict[str, int]:
-    """Every ap_uint width the HLS engine instantiates for ``layer``, by what it holds."""
-    return {
-        f"SIMD={layer.simd} x {layer.input_bits} input bit(s) = input word": layer.in_stream_bits,
-        f"PE={layer.pe} x {layer.output_bits} output bit(s) = output word": layer.out_stream_bits,
-    }
+def word_widths(layer: art.LayerSpec) -> list[tuple[str, str, int]]:
+    """(description, folding knob that sets it, bits) of each stream word the HLS engine instantiates.
+
+    Weight words are SIMD bits, never wider than the input word.
+    """
+    return [
+        (f"SIMD={layer.simd} x {layer.input_bits} input bit(s) = input word", "SIMD", layer.in_stream_bits),
+        (f"PE={layer.pe} x {layer.output_bits} output bit(s) = output word", "PE", layer.out_stream_bits),
+    ]
 
 
 def widest_word(layers: list[art.LayerSpec]) -> int:
-    """The widest ap_uint of the generated design (weight words are SIMD <= input word bits)."""
-    return max(max(word_widths(layer).values()) for layer in layers)
+    """The widest ap_uint of the generated design."""
+    return max(bits for layer in layers for _, _, bits in word_widths(layer))
 
 
 def check_widths(layers: list[art.LayerSpec]) -> None:
     """Raise :class:`HlsWidthError` naming the layer and word when a width exceeds :data:`MAX_WORD_BITS`."""
     for layer in layers:
-        for what, bits in word_widths(layer).items():
+        for what, knob, bits in word_widths(layer):
             if bits > MAX_WORD_BITS:
                 raise HlsWidthError(
                     f"layer {layer.index} ({layer.in_features} -> {layer.out_features}): {what} of {bits} bits "
                     f"exceeds the HLS engine's limit of {MAX_WORD_BITS} bits (Vitis HLS's largest AP_INT_MAX_W); "
-                    f"choose a smaller {'SIMD' if 'input' in what else 'PE'} for this layer, or generate RTL only "
+                    f"choose a smaller {knob} for this layer, or generate RTL only "
                     "(`bnnflow export --generate rtl`): the Verilog engine has no such limit")
 
 

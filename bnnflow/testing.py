@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from . import artifact as art
-from .folding import LayerFolding, default_folding
-from .packing import unfold_weight_bits as packing_unfold
+from .folding import LayerFolding, default_folding, largest_divisor_at_most
+from .packing import unfold_weight_bits
 from .writer import LayerData, write_artifact
 
 
@@ -118,7 +118,7 @@ def simd_sweep_artifact(
     shapes: list[tuple[int, int, LayerFolding]] = []     # (MW, MH, folding)
     for k, s in enumerate(wide_simds):
         if k:
-            shapes.append((4, s, LayerFolding(pe=_pe_for(s), simd=4)))      # one word per neuron
+            shapes.append((4, s, LayerFolding(pe=largest_divisor_at_most(s, 16), simd=4)))      # one word per neuron
         shapes.append((s, 256, LayerFolding(pe=16, simd=s)))
         shapes.append((256, 4, LayerFolding(pe=2, simd=next_narrow(64))))
     while narrow:                                           # narrow SIMDs left over: 4 -> 4 layers
@@ -130,7 +130,7 @@ def simd_sweep_artifact(
         lanes = rng.integers(0, 2, size=(fold.pe, (mh // fold.pe) * (-(-mw // fold.simd)), fold.simd), dtype=np.uint8)
         if fold.simd > 64:
             lanes = force_leading_digits(lanes, rng)
-        w = packing_unfold(lanes, mw)
+        w = unfold_weight_bits(lanes, mw)
         if i == 0:
             layers.append(LayerData(art.INT_THRESHOLD, w, rng.integers(-mw // 8, mw // 8 + 1, size=mh), input_bits=1))
         elif i < len(shapes) - 1:
@@ -145,7 +145,3 @@ def simd_sweep_artifact(
     return write_artifact(out_dir, network, layers, [f for _, _, f in shapes], vectors=(images, labels),
                           generate=generate)
 
-
-def _pe_for(mh: int) -> int:
-    """The largest divisor of ``mh`` up to 16 (a PE that the engines accept)."""
-    return max(d for d in range(1, min(mh, 16) + 1) if mh % d == 0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ..jsonfile import read_json_object
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -15,14 +16,28 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run = Path(run_dir)
     metrics_path = run / "metrics.json"
     if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path}: not a training run (no metrics.json)")
-    metrics = json.loads(metrics_path.read_text())
-    history = metrics.get("epochs") or []
-    if not history:
-        raise ValueError(f"{metrics_path}: no per-epoch metrics to plot")
-    config = {}
-    if (run / "config.json").is_file():
-        config = json.loads((run / "config.json").read_text())
+        raise FileNotFoundError(f"{metrics_path}: not a training run (no metrics.json; run `bnnflow train "
+                                f"... --out {run}` first)")
+    metrics = read_json_object(metrics_path)
+    history = metrics.get("epochs")
+    if not isinstance(history, list) or not history:
+        raise ValueError(f"{metrics_path}: field 'epochs' is {history!r}, expected a list of per-epoch records")
+    for i, record in enumerate(history):
+        for key in ("epoch", "loss", "test_acc"):
+            if not isinstance(record, dict) or not isinstance(record.get(key), (int, float)) \
+                    or isinstance(record.get(key), bool):
+                raise ValueError(f"{metrics_path}: epochs[{i}] has no number '{key}'")
+    config = read_json_object(run / "config.json") if (run / "config.json").is_file() else {}
+    if out is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        suffix = Path(out).suffix.lstrip(".").lower()
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if suffix and suffix not in formats:
+            raise ValueError(f"--out {out}: unknown image format '.{suffix}'; use one of "
+                             f"{', '.join('.' + f for f in sorted(formats))}")
+        if Path(out).is_dir():
+            raise ValueError(f"--out {out}: is a folder; give a file name such as {Path(out) / 'curves.png'}")
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["loss"] for h in history], label=f"train loss ({config.get('loss', '?')})")

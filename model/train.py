@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from ..jsonfile import read_json_object
 from .layers import clip_weights
 from .methods import resolve_config
 from .networks import build_model, eval_modes, set_eval_weights
@@ -277,12 +278,7 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], nn.Module]:
     config_path = run / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not a training run (run `bnnflow train ... --out {run}` first)")
-    try:
-        config = json.loads(config_path.read_text())
-    except UnicodeDecodeError as exc:
-        raise RunError(f"{config_path}: not a text file ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{config_path}: not valid JSON ({exc})") from None
+    config = read_json_object(config_path, RunError)
     check_run_config(config, config_path)
     try:
         model = build_model(config)

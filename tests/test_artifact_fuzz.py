@@ -56,6 +56,13 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def _copy(tmp_path_factory, original) -> tuple[Path, dict]:
+    """A fresh copy of the good export, and its manifest."""
+    root = tmp_path_factory.mktemp("fuzz") / "export"
+    shutil.copytree(original[0], root)
+    return root, json.loads((root / art.MANIFEST).read_text())
+
+
 def _parent(doc: Any, path: tuple) -> Any:
     for key in path[:-1]:
         doc = doc[key]
@@ -96,9 +103,7 @@ SETTINGS = settings(max_examples=int(os.environ.get("BNNFLOW_FUZZ_EXAMPLES", "12
 @SETTINGS
 @given(data=st.data())
 def test_manifest_mutations(tmp_path_factory, original, data):
-    root = tmp_path_factory.mktemp("m") / "export"
-    shutil.copytree(original[0], root)
-    manifest = json.loads((root / art.MANIFEST).read_text())
+    root, manifest = _copy(tmp_path_factory, original)
     path = data.draw(st.sampled_from(_paths(manifest)), label="path")
     parent = _parent(manifest, path)
     op = data.draw(st.sampled_from(["replace", "delete", "nudge"]), label="op")
@@ -115,9 +120,7 @@ def test_manifest_mutations(tmp_path_factory, original, data):
 @SETTINGS
 @given(data=st.data())
 def test_data_file_mutations(tmp_path_factory, original, data):
-    root = tmp_path_factory.mktemp("d") / "export"
-    shutil.copytree(original[0], root)
-    manifest = json.loads((root / art.MANIFEST).read_text())
+    root, manifest = _copy(tmp_path_factory, original)
     rel = data.draw(st.sampled_from(sorted(manifest["files"])), label="file")
     raw = bytearray((root / rel).read_bytes())
     op = data.draw(st.sampled_from(["truncate", "extend", "flip", "empty"]), label="op")

@@ -131,7 +131,11 @@ def test_xilinx_hls_is_preferred(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name", ["pad100", "simd128_96", "pe1_simd1"])
 def test_header_holds_the_artifact_layout(tmp_path, name):
-    """The header's literals are words_to_int(weight_lanes) and folded_thresholds, in [PE][depth] order."""
+    """The header's text: literals are words_to_int(weight_lanes) and folded_thresholds, in [PE][depth] order.
+
+    This reads the text as Python would; what g++ and ap_int make of it is
+    checked by tests/test_hls_wide.py (the memories read back from the binary).
+    """
     artifact = _make(tmp_path / "export", name, n_vectors=2)
     text = (artifact.root / artifact.manifest["hls"]["header"]).read_text()
     assert artifact.manifest["hls"]["header"] == hlsgen.HEADER and hlsgen.HEADER in artifact.manifest["files"]
