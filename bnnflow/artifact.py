@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from . import packing
+from . import accel, packing
 
 FORMAT_NAME = "bnnflow-artifact"
-FORMAT_VERSION = 1
+#: 2: the 'hardware' section (the accelerator's signature, docs/ACCEL.md) is required.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 #: Widest unsigned input element the engines and the driver's byte layout take.
 MAX_INPUT_BITS = 8
@@ -149,6 +150,11 @@ class Artifact:
     @property
     def num_classes(self) -> int:
         return int(self.network["num_classes"])
+
+    @property
+    def signature(self) -> int:
+        """The hardware signature a bitstream for this network reports (docs/ACCEL.md)."""
+        return int(self.manifest["hardware"]["signature"], 16)
 
     def path(self, relative: str) -> Path:
         """``root / relative``; refuses a path that would leave the export folder."""
@@ -355,6 +361,16 @@ def _check_sections(manifest: dict[str, Any], layers: list[LayerSpec], where: st
         for key, bits in (("in_word_bits", layers[0].in_stream_bits), ("out_word_bits", layers[-1].out_stream_bits)):
             if _require(hls, key, hw, int) != bits:
                 raise ArtifactError(f"{hw}: field '{key}' is {hls[key]}, the layers give {bits}")
+    hw = f"{where}: hardware"
+    hardware = _require(manifest, "hardware", where, dict)
+    description = accel.hardware_description(layers)
+    if _require(hardware, "description", hw, dict) != description:
+        raise ArtifactError(f"{hw}: field 'description' does not match the layers "
+                            f"({accel.describe_difference(hardware['description'], description)}; 'bitstream' "
+                            "here means the manifest's description, 'export' the layers)")
+    wanted = f"0x{accel.signature_of(description):08x}"
+    if _require(hardware, "signature", hw, str) != wanted:
+        raise ArtifactError(f"{hw}: field 'signature' is {hardware['signature']!r}, the layers give {wanted!r}")
     if "source" in manifest:
         _require(manifest["source"], "model", f"{where}: source", str)
         _require(manifest["source"], "sha256", f"{where}: source", str)
@@ -388,15 +404,17 @@ def load(root: str | Path, verify_checksums: bool = True, check_model: bool = Tr
         raise ArtifactError(f"{where}: field 'format' is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
     version = manifest.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
+        older = ("; the export is older than this bnnflow: run `bnnflow export` again"
+                 if type(version) is int and 0 < version < FORMAT_VERSION else "")
         raise ArtifactError(
             f"{where}: field 'format_version' is {version!r}; this bnnflow reads version {FORMAT_VERSION} "
-            "(an integer)")
+            f"(an integer){older}")
     network = _require(manifest, "network", where, dict)
     nw = f"{where}: network"
     _require_int(network, "input_features", nw, 1)
     _require_int(network, "input_bits", nw, 1, MAX_INPUT_BITS)
     _require_int(network, "num_classes", nw, 2)
-    for section in ("vectors", "rtl", "hls", "source"):
+    for section in ("vectors", "rtl", "hls", "source", "hardware"):
         if section in manifest:
             _require(manifest, section, where, dict)
     files = _check_files(root, manifest, where, verify_checksums)

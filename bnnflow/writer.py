@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import artifact as art
-from . import packing
+from . import accel, packing
 from .folding import LayerFolding, validate
 
 
@@ -126,6 +126,7 @@ def _write_all(out: Path, network: dict[str, Any], layers: list[LayerData], fold
         "format_version": art.FORMAT_VERSION,
         "network": network,
         "layers": [s.to_json() for s in specs],
+        "hardware": hardware_section(specs),
         "files": {},
     }
     if source is not None:
@@ -157,6 +158,12 @@ def _write_all(out: Path, network: dict[str, Any], layers: list[LayerData], fold
         manifest["hls"] = hlsgen.write_hls(artifact, out)
     _finish_manifest(out, manifest)
     art.load(out)   # the staged export must load before it replaces anything
+
+
+def hardware_section(specs: list[art.LayerSpec]) -> dict[str, Any]:
+    """The manifest's ``hardware`` section: what a bitstream for these layers is built for (docs/ACCEL.md)."""
+    description = accel.hardware_description(specs)
+    return {"signature": f"0x{accel.signature_of(description):08x}", "description": description}
 
 
 def _finish_manifest(out: Path, manifest: dict[str, Any]) -> None:

@@ -1,0 +1,266 @@
+"""The accelerator's interface, as the block design and the host see it.
+
+Both network tops -- the generated Verilog ``bnnflow_accel`` and the Vitis HLS
+``bnnflow_top`` IP -- present the same interface (docs/ACCEL.md):
+
+- **DMA-ready streams.** TDATA is a power-of-two number of bytes (32..1024
+  bits, the AXI DMA's stream widths). An engine word (SIMD input elements, or
+  PE output scores) occupies ``beats_per_word`` consecutive beats, lowest
+  bits first; the bits above the word are padding, zero both ways.
+- **Registers.** One AXI4-Lite map: the map Vitis HLS gives
+  ``bnnflow_top(in, out, reps, mode, &signature, &status)``.
+- **Runtime parameters.** In load mode the accelerator takes its weights
+  and thresholds from the input stream (the *parameter stream*, defined
+  here); the memories' power-on contents are the weights it was built with.
+- **Hardware signature.** What a bitstream is built for (topology, folding,
+  bit widths, stream widths): a 32-bit value the accelerator reports and the
+  export's manifest carries. Parameters of one signature are interchangeable.
+
+The memory word layouts are docs/ARTIFACT.md's "RTL memory files"; this
+module is the one place that turns an artifact into those words for the
+parameter stream, and the RTL ``.mem`` writer uses the same functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # artifact imports this module; only type names are needed here
+    from .artifact import Artifact, LayerSpec
+
+#: Version of the accelerator interface (registers, streams, parameter stream).
+INTERFACE_VERSION = 1
+
+#: Narrowest and widest stream beat. The AXI DMA (PG021) takes 8..1024-bit
+#: streams; beats narrower than 32 bits would make the parameter stream (whose
+#: words are hundreds of bits) needlessly long, so 32 is the floor.
+MIN_BEAT_BITS = 32
+MAX_BEAT_BITS = 1024
+
+# -- registers (AXI4-Lite, 32-bit, byte offsets) --------------------------------
+#: ap_ctrl_hs control: bit 0 ap_start, 1 ap_done (clear on read), 2 ap_idle,
+#: 3 ap_ready (clear on read), 7 auto_restart.
+CTRL = 0x00
+GIE = 0x04
+IER = 0x08
+ISR = 0x0C
+#: Images (infer mode) in the next run; 0 = consume nothing, just report.
+REPS = 0x10
+#: 0 = infer, 1 = load parameters.
+MODE = 0x18
+#: The build's hardware signature (read-only; written by every run).
+SIGNATURE = 0x20
+SIGNATURE_CTRL = 0x24
+#: What the last run saw (read-only; written by every run), STATUS_* bits.
+STATUS = 0x28
+STATUS_CTRL = 0x2C
+#: Address bits of the AXI4-Lite slave (offsets 0x00..0x3F).
+ADDR_BITS = 6
+
+AP_START, AP_DONE, AP_IDLE, AP_READY, AUTO_RESTART = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 7
+
+MODE_INFER = 0
+MODE_LOAD = 1
+
+#: A beat of the input stream had a nonzero padding bit or a TKEEP bit clear.
+STATUS_FORMAT_ERROR = 1 << 0
+#: Load mode: TLAST was not exactly on the parameter stream's last beat.
+STATUS_LOAD_LENGTH_ERROR = 1 << 1
+#: MODE held a value other than MODE_INFER / MODE_LOAD (nothing was done).
+STATUS_BAD_MODE = 1 << 2
+
+STATUS_TEXT = {
+    STATUS_FORMAT_ERROR: "an input beat had a nonzero padding bit or TKEEP bit clear",
+    STATUS_LOAD_LENGTH_ERROR: "the parameter stream's TLAST was not on its last beat (wrong length)",
+    STATUS_BAD_MODE: "the mode register held an unknown mode",
+}
+
+
+def describe_status(status: int) -> str:
+    """The STATUS bits as words ("ok" when clear)."""
+    words = [text for bit, text in STATUS_TEXT.items() if status & bit]
+    unknown = status & ~sum(STATUS_TEXT)
+    if unknown:
+        words.append(f"unknown status bits 0x{unknown:x}")
+    return "; ".join(words) or "ok"
+
+
+# -- streams ------------------------------------------------------------------
+def beat_bits_for(word_bits: int) -> int:
+    """TDATA width of a stream carrying ``word_bits``-bit words: a power of two in 32..1024."""
+    if word_bits < 1:
+        raise ValueError(f"a stream word needs at least 1 bit, got {word_bits}")
+    bits = MIN_BEAT_BITS
+    while bits < word_bits and bits < MAX_BEAT_BITS:
+        bits *= 2
+    return bits
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One side of the accelerator as the DMA sees it."""
+
+    word_bits: int         # meaningful bits of one engine word
+    words_per_image: int   # SF of the first layer (in) or NF of the last layer (out)
+
+    @property
+    def beat_bits(self) -> int:
+        return beat_bits_for(self.word_bits)
+
+    @property
+    def beat_bytes(self) -> int:
+        return self.beat_bits // 8
+
+    @property
+    def beats_per_word(self) -> int:
+        return -(-self.word_bits // self.beat_bits)
+
+    @property
+    def word_bytes(self) -> int:
+        """Bytes one engine word takes in a DMA buffer (its beats, padding included)."""
+        return self.beats_per_word * self.beat_bytes
+
+    @property
+    def bytes_per_image(self) -> int:
+        return self.word_bytes * self.words_per_image
+
+
+def input_stream(artifact: "Artifact") -> Stream:
+    first = artifact.layers[0]
+    return Stream(first.in_stream_bits, first.sf)
+
+
+def output_stream(artifact: "Artifact") -> Stream:
+    last = artifact.layers[-1]
+    return Stream(last.out_stream_bits, last.nf)
+
+
+# -- memory words ---------------------------------------------------------------
+def weight_memory_bits(artifact: "Artifact", k: int) -> np.ndarray:
+    """(NF*SF, PE*SIMD) bits of layer ``k``'s weight memory: word = address, PE p at bits [p*SIMD, (p+1)*SIMD)."""
+    layer = artifact.layers[k]
+    lanes = artifact.weight_lanes(k)                          # (PE, depth, SIMD)
+    return np.ascontiguousarray(lanes.transpose(1, 0, 2)).reshape(layer.weight_depth, layer.pe * layer.simd)
+
+
+def threshold_memory_fields(artifact: "Artifact", k: int) -> np.ndarray | None:
+    """(NF, PE) thresholds of layer ``k``'s threshold memory (PE p at bits [p*TB, (p+1)*TB)); None for a score layer."""
+    folded = artifact.folded_thresholds(k)                    # (PE, NF)
+    return None if folded is None else np.ascontiguousarray(folded.T)
+
+
+def fields_to_bits(fields: np.ndarray, field_bits: int) -> np.ndarray:
+    """(..., n) integers -> (..., n * field_bits) bits, field j at bits [j*field_bits, (j+1)*field_bits).
+
+    Two's complement: negative values keep their low ``field_bits`` bits.
+    """
+    fields = np.asarray(fields, dtype=np.int64)
+    shifts = np.arange(field_bits, dtype=np.int64)
+    bits = (fields[..., None] >> shifts) & 1
+    return bits.reshape(*fields.shape[:-1], fields.shape[-1] * field_bits).astype(np.uint8)
+
+
+def bits_to_beats(bits: np.ndarray, beat_bits: int) -> np.ndarray:
+    """(words, W) bits -> (words * beats_per_word, beat_bits // 8) bytes, lowest beat first, padding zero."""
+    words, width = bits.shape
+    beats = -(-width // beat_bits)
+    padded = np.zeros((words, beats * beat_bits), dtype=np.uint8)
+    padded[:, :width] = bits
+    return np.packbits(padded.reshape(words * beats, beat_bits), axis=1, bitorder="little")
+
+
+@dataclass(frozen=True)
+class ParamSegment:
+    """One memory's part of the parameter stream."""
+
+    layer: int
+    memory: str            # "weights" or "thresholds"
+    words: int             # memory depth
+    word_bits: int         # memory width
+    beats_per_word: int
+
+    @property
+    def beats(self) -> int:
+        return self.words * self.beats_per_word
+
+
+def param_segments(artifact: "Artifact") -> list[ParamSegment]:
+    """The parameter stream's segments in stream order: per layer, weights then thresholds."""
+    beat = input_stream(artifact).beat_bits
+    segments = []
+    for layer in artifact.layers:
+        width = layer.pe * layer.simd
+        segments.append(ParamSegment(layer.index, "weights", layer.weight_depth, width, -(-width // beat)))
+        if layer.thresholds is not None:
+            width = layer.pe * layer.threshold_bits
+            segments.append(ParamSegment(layer.index, "thresholds", layer.nf, width, -(-width // beat)))
+    return segments
+
+
+def param_beats(artifact: "Artifact") -> int:
+    """Beats of the parameter stream (what a load-mode run consumes)."""
+    return sum(s.beats for s in param_segments(artifact))
+
+
+def param_stream(artifact: "Artifact") -> np.ndarray:
+    """The bytes of a load-mode transfer: every memory word of every layer, in segment order.
+
+    Each word is split into beats of the input stream's width, lowest bits in
+    the first beat; bits above the word are zero. ``(param_beats, beat_bytes)``
+    uint8, little-endian within a beat.
+    """
+    beat = input_stream(artifact).beat_bits
+    chunks = []
+    for segment in param_segments(artifact):
+        k = segment.layer
+        if segment.memory == "weights":
+            bits = weight_memory_bits(artifact, k)
+        else:
+            bits = fields_to_bits(threshold_memory_fields(artifact, k), artifact.layers[k].threshold_bits)
+        chunks.append(bits_to_beats(bits, beat))
+    return np.concatenate(chunks, axis=0)
+
+
+# -- hardware signature -----------------------------------------------------------
+#: The layer fields a bitstream is built for (everything but the parameter values).
+HARDWARE_LAYER_FIELDS = ("kind", "in_features", "out_features", "pe", "simd", "input_bits",
+                         "acc_bits", "threshold_bits", "output_bits", "output_signed")
+
+
+def hardware_description(layers: "list[LayerSpec]") -> dict[str, Any]:
+    """What a bitstream is built for, as plain JSON data (the signature is its hash)."""
+    first, last = layers[0], layers[-1]
+    return {
+        "interface_version": INTERFACE_VERSION,
+        "in_beat_bits": beat_bits_for(first.in_stream_bits),
+        "out_beat_bits": beat_bits_for(last.out_stream_bits),
+        "layers": [{name: getattr(layer, name) for name in HARDWARE_LAYER_FIELDS} for layer in layers],
+    }
+
+
+def signature_of(description: dict[str, Any]) -> int:
+    """32-bit signature: the first 4 bytes of SHA-256 over the compact, key-sorted JSON, little-endian."""
+    text = json.dumps(description, sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def signature(artifact: "Artifact") -> int:
+    return signature_of(hardware_description(artifact.layers))
+
+
+def describe_difference(built: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """The first fields where two hardware descriptions differ, as one readable sentence."""
+    diffs = [f"{key}: bitstream {built.get(key)}, export {wanted.get(key)}"
+             for key in ("interface_version", "in_beat_bits", "out_beat_bits") if built.get(key) != wanted.get(key)]
+    bl, wl = built.get("layers", []), wanted.get("layers", [])
+    if len(bl) != len(wl):
+        diffs.append(f"layers: bitstream has {len(bl)}, export {len(wl)}")
+    for i, (b, w) in enumerate(zip(bl, wl)):
+        diffs += [f"layer {i} {name}: bitstream {b.get(name)}, export {w.get(name)}"
+                  for name in HARDWARE_LAYER_FIELDS if b.get(name) != w.get(name)]
+    return "; ".join(diffs[:4]) + ("; ..." if len(diffs) > 4 else "") if diffs else "no field differs"
