@@ -9,10 +9,13 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 # torch is pinned: an unpinned torch can pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
+# pyproject's `board` extra takes any pynq >= 3.0.1 (what the board images ship);
+# the host venv pins the release its tests were run with.
+PYNQ    := pynq==4.0.0
 DEMO    := runs/demo
 JOBS    ?= 2
 
-.PHONY: demo test test-slow results venv clean
+.PHONY: demo test test-slow results venv clean bitstream
 
 venv: $(STAMP)
 
@@ -20,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[sim,test,board]'
+	$(PY) -m pip install -q -e '.[train,sim,test,board]' '$(PYNQ)'
 	# Xilinx's ap_int/hls_stream headers for HLS C-simulation ship in the
 	# hls4ml wheel; only the headers are used, so skip its dependencies.
 	$(PY) -m pip install -q --no-deps hls4ml==1.3.0
@@ -36,6 +39,16 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -m slow tests
+
+# The PYNQ overlay of a run, with Vivado (and Vitis HLS for ENGINE=hls) on PATH:
+#   make bitstream RUN=runs/demo BOARD=pynq-z2 ENGINE=rtl
+# writes runs/demo/bnnflow-pynq-z2-rtl.{bit,hwh,signature.json}. BOARD: pynq-z2,
+# pynq-z1, kv260, ultra96; ENGINE: rtl (the generated Verilog) or hls.
+BOARD   ?= pynq-z2
+ENGINE  ?= rtl
+bitstream: $(STAMP)
+	@test -n "$(RUN)" || { echo "make bitstream: set RUN=runs/NAME (an exported run)"; exit 2; }
+	$(VENV)/bin/bnnflow bitstream $(RUN) --board $(BOARD) --engine $(ENGINE)
 
 clean:
 	rm -rf runs sim_build .pytest_cache .hypothesis

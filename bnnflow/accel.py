@@ -17,12 +17,14 @@ Both network tops -- the generated Verilog ``bnnflow_accel`` and the Vitis HLS
   export's manifest carries. Parameters of one signature are interchangeable.
 
 The memory word layouts are docs/ARTIFACT.md's "RTL memory files"; this
-module is the one place that turns an artifact into those words for the
-parameter stream, and the RTL ``.mem`` writer uses the same functions.
+module turns an artifact into those words for the parameter stream (the RTL
+``.mem`` writer in ``bnnflow.rtlgen`` derives them separately, and
+tests/test_accel.py checks the two agree word for word).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -254,13 +256,160 @@ def signature(artifact: "Artifact") -> int:
 
 
 def describe_difference(built: dict[str, Any], wanted: dict[str, Any]) -> str:
-    """The first fields where two hardware descriptions differ, as one readable sentence."""
+    """The first fields where two hardware descriptions differ, as one readable sentence.
+
+    Either side may be malformed (a hand-edited manifest or signature file):
+    what is not a dict or list counts as empty, so the sentence still names it.
+    """
+    def as_dict(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    built, wanted = as_dict(built), as_dict(wanted)
     diffs = [f"{key}: bitstream {built.get(key)}, export {wanted.get(key)}"
              for key in ("interface_version", "in_beat_bits", "out_beat_bits") if built.get(key) != wanted.get(key)]
-    bl, wl = built.get("layers", []), wanted.get("layers", [])
+    bl, wl = built.get("layers"), wanted.get("layers")
+    bl, wl = (bl if isinstance(bl, list) else []), (wl if isinstance(wl, list) else [])
     if len(bl) != len(wl):
         diffs.append(f"layers: bitstream has {len(bl)}, export {len(wl)}")
-    for i, (b, w) in enumerate(zip(bl, wl)):
+    for i, (b, w) in enumerate(zip(map(as_dict, bl), map(as_dict, wl))):
         diffs += [f"layer {i} {name}: bitstream {b.get(name)}, export {w.get(name)}"
                   for name in HARDWARE_LAYER_FIELDS if b.get(name) != w.get(name)]
     return "; ".join(diffs[:4]) + ("; ..." if len(diffs) > 4 else "") if diffs else "no field differs"
+
+
+#: Bit 0 of SIGNATURE_CTRL / STATUS_CTRL: the run wrote the register since it was last read (clear on read).
+AP_VLD = 1 << 0
+
+
+# -- reading beats back (the simulated accelerator, tests) ----------------------------
+def beats_to_bits(beats: np.ndarray, word_bits: int, beats_per_word: int) -> np.ndarray:
+    """(words * beats_per_word, beat_bytes) bytes -> (words, word_bits) bits; inverse of :func:`bits_to_beats`.
+
+    The padding above each word (in its last beat) is dropped, as the
+    accelerator drops it; :func:`padding_set` says whether it was zero.
+    """
+    beats = np.asarray(beats, dtype=np.uint8)
+    if beats.ndim != 2 or beats.shape[0] % beats_per_word:
+        raise ValueError(f"beats of shape {beats.shape}: expected (words * {beats_per_word}, beat_bytes)")
+    words = beats.shape[0] // beats_per_word
+    bits = np.unpackbits(beats.reshape(words, -1), axis=1, bitorder="little")
+    if bits.shape[1] < word_bits:
+        raise ValueError(f"{beats_per_word} beat(s) of {beats.shape[1]} bytes hold fewer than {word_bits} bits")
+    return bits[:, :word_bits]
+
+
+def padding_set(beats: np.ndarray, word_bits: int, beats_per_word: int) -> np.ndarray:
+    """(words,) bool: which words have a nonzero bit above ``word_bits`` (the accelerator's format check)."""
+    beats = np.asarray(beats, dtype=np.uint8)
+    words = beats.shape[0] // beats_per_word
+    flat = beats.reshape(words, -1)
+    whole, rest = divmod(word_bits, 8)
+    bad = flat[:, whole + (rest > 0):].any(axis=1)
+    if rest:
+        bad |= (flat[:, whole] >> rest) != 0
+    return bad
+
+
+def bits_to_fields(bits: np.ndarray, field_bits: int, signed: bool) -> np.ndarray:
+    """(..., n * field_bits) bits -> (..., n) int64; inverse of :func:`fields_to_bits`.
+
+    Two's complement when ``signed``.
+    """
+    bits = np.asarray(bits, dtype=np.int64)
+    fields = bits.reshape(*bits.shape[:-1], bits.shape[-1] // field_bits, field_bits)
+    values = (fields << np.arange(field_bits, dtype=np.int64)).sum(axis=-1)
+    if signed:
+        values -= (values >> (field_bits - 1) & 1) << field_bits
+    return values
+
+
+def decode_param_stream(artifact: "Artifact", data: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """A load-mode transfer -> (weight lanes per layer, folded thresholds per layer); inverse of :func:`param_stream`.
+
+    Why: the simulated accelerator (``bnnflow.host.simdevice``) must compute
+    with what a load wrote into its memories, read the way the hardware reads
+    the stream. ``artifact`` fixes the shapes (its hardware signature); its own
+    parameters are not used. ``data`` is the transfer's bytes, ``param_beats``
+    beats of the input stream's width. Returns per layer the (PE, NF*SF, SIMD)
+    weight bits (``Artifact.weight_lanes``'s shape) and the (PE, NF) int64
+    thresholds (``Artifact.folded_thresholds``'s, None for a score layer).
+    Padding bits are dropped, as the accelerator drops them.
+    """
+    beat_bytes = input_stream(artifact).beat_bytes
+    flat = np.asarray(data, dtype=np.uint8).reshape(-1)
+    beats = param_beats(artifact)
+    if flat.size != beats * beat_bytes:
+        raise ValueError(f"parameter stream of {flat.size} bytes; signature 0x{signature(artifact):08x} "
+                         f"({artifact.root}) takes {beats} beats of {beat_bytes} bytes = {beats * beat_bytes} bytes")
+    rows = flat.reshape(beats, beat_bytes)
+    lanes: list[np.ndarray] = [np.zeros(0, np.uint8)] * len(artifact.layers)
+    folded: list[np.ndarray | None] = [None] * len(artifact.layers)
+    row = 0
+    for segment in param_segments(artifact):
+        layer = artifact.layers[segment.layer]
+        bits = beats_to_bits(rows[row:row + segment.beats], segment.word_bits, segment.beats_per_word)
+        row += segment.beats
+        if segment.memory == "weights":      # word = address, PE p at bits [p*SIMD, (p+1)*SIMD)
+            lanes[segment.layer] = np.ascontiguousarray(
+                bits.reshape(layer.weight_depth, layer.pe, layer.simd).transpose(1, 0, 2))
+        else:                                # word = nf, PE p at bits [p*TB, (p+1)*TB)
+            folded[segment.layer] = np.ascontiguousarray(bits_to_fields(bits, layer.threshold_bits, signed=True).T)
+    return lanes, folded
+
+
+def with_parameters(artifact: "Artifact", lanes: list[np.ndarray],
+                    folded: list[np.ndarray | None]) -> "Artifact":
+    """``artifact`` with its weights and thresholds replaced by arrays in memory.
+
+    Why: the golden model reads an artifact; an accelerator after a load
+    computes with the loaded memories, which need not be any export on disk.
+    The view has ``artifact``'s layers, manifest and root (its vectors are the
+    export's); ``weight_lanes``, ``folded_thresholds`` and everything built on
+    them (``weight_bits``, ``thresholds``, ``bnnflow.golden.GoldenModel``) use
+    ``lanes``/``folded`` (as :func:`decode_param_stream` returns them) --
+    including padded lanes that are not 1, as the hardware would.
+    """
+    layers = artifact.layers
+    if len(lanes) != len(layers) or len(folded) != len(layers):
+        raise ValueError(f"{len(lanes)} weight and {len(folded)} threshold arrays for {len(layers)} layers")
+    for k, layer in enumerate(layers):
+        shape = (layer.pe, layer.weight_depth, layer.simd)
+        if np.shape(lanes[k]) != shape:
+            raise ValueError(f"layer {k}: weight lanes of shape {np.shape(lanes[k])}, expected {shape}")
+        wanted = None if layer.thresholds is None else (layer.pe, layer.nf)
+        got = None if folded[k] is None else np.shape(folded[k])
+        if got != wanted:
+            raise ValueError(f"layer {k}: thresholds of shape {got}, expected {wanted}")
+    return _parameter_view_class()(artifact, lanes, folded)
+
+
+def loaded_artifact(artifact: "Artifact", data: np.ndarray) -> "Artifact":
+    """What an accelerator built for ``artifact``'s signature computes with after loading ``data``."""
+    return with_parameters(artifact, *decode_param_stream(artifact, data))
+
+
+@functools.cache
+def _parameter_view_class() -> type:
+    # bnnflow.artifact imports this module, so the subclass is made on first use
+    from .artifact import Artifact
+
+    class ParameterView(Artifact):
+        """An artifact whose parameters are arrays in memory (:func:`with_parameters`)."""
+
+        def __init__(self, base: Artifact, lanes: list[np.ndarray], folded: list[np.ndarray | None]):
+            super().__init__(base.root, base.manifest, base.layers)
+            self.base = base
+            self._lanes = [np.asarray(a, dtype=np.uint8).copy() for a in lanes]
+            self._folded = [None if f is None else np.asarray(f, dtype=np.int64).copy() for f in folded]
+
+        def weight_lanes(self, i: int) -> np.ndarray:
+            return self._lanes[i].copy()
+
+        def folded_thresholds(self, i: int) -> np.ndarray | None:
+            folded = self._folded[i]
+            return None if folded is None else folded.copy()
+
+        def __repr__(self) -> str:
+            return f"<parameters loaded into the accelerator of {self.root} (signature 0x{self.signature:08x})>"
+
+    return ParameterView

@@ -235,7 +235,8 @@ def _require_int(mapping: dict[str, Any], key: str, where: str, lo: int, hi: int
 
 
 #: The fields of each manifest section that name files (relative to the export folder).
-PATH_FIELDS = {"vectors": ("images", "labels", "scores"), "rtl": ("top", "sources", "memories"), "hls": ("header",)}
+PATH_FIELDS = {"vectors": ("images", "labels", "scores"), "rtl": ("top", "accel_top", "sources", "memories"),
+               "hls": ("header", "tb")}
 
 
 def section_paths(manifest: dict[str, Any]) -> list[tuple[str, str]]:
@@ -345,8 +346,8 @@ def _check_sections(manifest: dict[str, Any], layers: list[LayerSpec], where: st
             _require(manifest["vectors"], key, vw, str)
     if "rtl" in manifest:
         rw, rtl = f"{where}: rtl", manifest["rtl"]
-        _require(rtl, "top", rw, str)
-        _require(rtl, "top_module", rw, str)
+        for key in ("top", "top_module", "accel_top", "accel_module"):
+            _require(rtl, key, rw, str)
         for key in ("sources", "memories"):
             values = _require(rtl, key, rw, list)
             if not all(isinstance(v, str) for v in values):
@@ -358,6 +359,9 @@ def _check_sections(manifest: dict[str, Any], layers: list[LayerSpec], where: st
     if "hls" in manifest:
         hw, hls = f"{where}: hls", manifest["hls"]
         _require(hls, "header", hw, str)
+        tb = hls.get("tb", [])
+        if not isinstance(tb, list) or not all(isinstance(v, str) for v in tb):
+            raise ArtifactError(f"{hw}: field 'tb' must be a list of paths, got {tb!r}")
         for key, bits in (("in_word_bits", layers[0].in_stream_bits), ("out_word_bits", layers[-1].out_stream_bits)):
             if _require(hls, key, hw, int) != bits:
                 raise ArtifactError(f"{hw}: field '{key}' is {hls[key]}, the layers give {bits}")

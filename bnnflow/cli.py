@@ -6,6 +6,11 @@ Each subcommand has its own ``--help``. A typical session::
     bnnflow export runs/demo
     bnnflow verify runs/demo --against golden,rtl,hls
     bnnflow plot runs/demo
+
+train, export, verify and plot need the ``train`` extra (torch, scikit-learn,
+matplotlib, tqdm); without it they stop with one line naming the missing
+module and the pip command. The module imports nothing beyond the standard
+library, so ``bnnflow --help`` works on a numpy-only install (a PYNQ board).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import math
 import os
 import sys
 from pathlib import Path
+
+from .extras import EXTRA_OF, MissingExtraError, missing_message, require
 
 #: Training methods (bnnflow.model.methods.METHODS has their defaults; kept here so --help needs no torch).
 METHODS = ("float", "binaryconnect", "bnn", "xnor", "dorefa", "wage")
@@ -132,6 +139,10 @@ def _check_out_folder(path: str, option: str = "--out") -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    for module in ("torch", "tqdm"):    # before anything else: the config checks live in the torch package
+        require(module, "train", "bnnflow train")
+    if args.plot:                       # now, not after the last epoch
+        require("matplotlib", "train", "bnnflow train --plot")
     from .datasets import check_classes, load_dataset
     from .model import build_model, summary
     from .model.methods import bits_label, resolve_config
@@ -183,6 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    require("matplotlib", "train", "bnnflow plot")
     from .model.plot import plot_run
 
     print(f"curves: {plot_run(args.run, args.out)}")
@@ -190,7 +202,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_run
+    from .export import PURPOSE, export_run
+
+    require("torch", "train", PURPOSE)
 
     if args.out:
         _check_out_folder(args.out)
@@ -217,9 +231,37 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_run
+    from .verify import PURPOSE, verify_run
+
+    require("torch", "train", PURPOSE)
 
     return verify_run(args.run, args.against.split(","), sim=args.sim, limit=args.limit)
+
+
+def cmd_bitstream(args: argparse.Namespace) -> int:
+    from . import artifact as art
+    from . import vivado
+
+    export_dir = vivado.resolve_export(args.run)
+    artifact = art.load(export_dir)
+    out = Path(args.out) if args.out else export_dir.parent
+    stem = vivado.stem(args.board, args.engine)
+    build = Path(args.build) if args.build else out / f"{stem}.build"
+    hls_ip = args.hls_ip
+    if args.engine == "hls" and hls_ip is None:
+        if args.prepare_only:
+            hls_ip = build / vivado.HLS_IP_SUBDIR
+            print(f"run in {build}:", " ".join(vivado.hls_ip_command(export_dir)))
+        else:
+            hls_ip = vivado.build_hls_ip(export_dir, build)
+    params = vivado.write_build(artifact, args.board, args.engine, build, out, hls_ip_dir=hls_ip)
+    print(f"prepared {params} (signature 0x{artifact.signature:08x})")
+    if args.prepare_only:
+        print(f"run in {build}:", " ".join(vivado.vivado_command(build)))
+        return 0
+    vivado.run_build(build)
+    print(f"wrote {out / stem}.bit, .hwh and .signature.json")
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -245,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a quantized network and save a run folder",
                        description="Train a network; writes OUT/config.json, OUT/model.pt and OUT/metrics.json "
                                    "(per-epoch loss, accuracy, time). Options left out take the method's "
-                                   "defaults (listed below).",
+                                   "defaults (listed below). Needs the 'train' extra (torch, tqdm; "
+                                   "scikit-learn for digits, matplotlib for --plot).",
                        epilog=METHOD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits", type=_text,
                    help="digits (scikit-learn, offline), mnist (downloads the IDX files), or idx:DIR "
@@ -290,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("plot", help="save a run's training curves as a PNG",
-                       description="Plots loss and accuracy per epoch from RUN/metrics.json.")
+                       description="Plots loss and accuracy per epoch from RUN/metrics.json. Needs "
+                                   "matplotlib (the 'train' extra).")
     p.add_argument("run", type=_path, help="training run folder")
     p.add_argument("--out", type=_path, help="PNG file to write (default RUN/curves.png)")
     _add_debug(p, default=argparse.SUPPRESS)
@@ -299,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="fold, pack and write the hardware artifact of a run",
                        description="Writes RUN/export/: manifest.json, packed weights, integer thresholds, "
                                    "RTL memory files + generated top, HLS header, golden test vectors "
-                                   "(format: docs/ARTIFACT.md).")
+                                   "(format: docs/ARTIFACT.md). Needs the 'train' extra: torch reads the "
+                                   "trained model.")
     p.add_argument("run", type=_path, help="training run folder")
     p.add_argument("--folding", type=_path, help='JSON file {"layers": [{"pe": P, "simd": S}, ...]}; default: chosen automatically')
     p.add_argument("--out", type=_path, help="artifact folder (default RUN/export)")
@@ -313,15 +358,153 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="run the test images through each level and compare with torch",
                        description="Prints accuracy and agreement with the torch model per level; exits 1 on "
                                    "any mismatch. Levels: golden (numpy integer model), rtl (cocotb simulation "
-                                   "of the generated Verilog), hls (g++ C-simulation of the HLS engines).")
+                                   "of the generated Verilog), hls (g++ C-simulation of the HLS engines). "
+                                   "Needs the 'train' extra (every level is compared with the trained torch "
+                                   "model); rtl also the 'sim' extra, board-sim the 'sim' and 'board' "
+                                   "extras. Without torch (on a "
+                                   "board), BnnDriver(EXPORT, backend=...).check_vectors() compares a "
+                                   "backend with the golden scores stored in the export.")
     p.add_argument("run", type=_path, help="training run folder (exported)")
     p.add_argument("--against", default="golden",
                    help="comma-separated levels: golden, rtl, hls, board-sim (the PYNQ driver's board path "
-                        "on a simulated pynq.Device whose engine is the RTL simulation); default golden")
+                        "on a simulated pynq.Device whose accelerator is the generated Verilog "
+                        "bnnflow_accel, co-simulated: registers, parameter load, DMA beats); default golden")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="RTL simulator")
     p.add_argument("--limit", type=_positive_int, help="use only the first N test images")
     _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_verify)
+
+    from .host import run_cmd   # numpy + bnnflow.host only: no torch, pynq or cocotb
+
+    p = sub.add_parser("run", help=run_cmd.HELP, description=run_cmd.DESCRIPTION)
+    run_cmd.add_arguments(p)
+    _add_debug(p, default=argparse.SUPPRESS)
+    p.set_defaults(func=run_cmd.main)
+
+    from .vivado import ACCEL_IPS, BOARDS
+
+    p = sub.add_parser("bitstream", help="build the PYNQ overlay (.bit + .hwh) of an export with Vivado",
+                       description="Prepares RUN/<name>.build/params.tcl for vivado/build_bitstream.tcl (a block "
+                                   "design with the board's processing system, an AXI DMA and the accelerator) "
+                                   "and runs Vivado, which writes <name>.bit, <name>.hwh and "
+                                   "<name>.signature.json beside the export, <name> = bnnflow-BOARD-ENGINE. "
+                                   "Needs Vivado 2022.1..2024.2 on PATH (and Vitis HLS for --engine hls "
+                                   "without --hls-ip). See docs/DRIVER.md, 'Building the bitstream'.")
+    p.add_argument("run", type=_path, help="training run folder (with RUN/export) or an export folder")
+    p.add_argument("--board", choices=sorted(BOARDS), default="pynq-z2", help="target board (default pynq-z2)")
+    p.add_argument("--engine", choices=sorted(ACCEL_IPS), default="rtl",
+                   help="the accelerator: rtl (the generated Verilog, packaged as an IP; default) or hls "
+                        "(the Vitis HLS IP)")
+    p.add_argument("--hls-ip", type=_path, help="--engine hls: the IP folder hls/run_hls.tcl exported "
+                                                "(default: run Vitis HLS in the build folder first)")
+    p.add_argument("--out", type=_path, help="folder for the .bit/.hwh (default: beside the export)")
+    p.add_argument("--build", type=_path, help="Vivado's working folder (default OUT/<name>.build)")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="write the build folder and print the Vivado command instead of running it")
+    _add_debug(p, default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_bitstream)
+
+    # -- fold and report (bnnflow.fold, bnnflow.report; resource model: bnnflow.costs) --
+    from .costs import DEVICES, PLATFORM_ALLOWANCE
+
+    def _device(text: str) -> str:
+        if text not in DEVICES:
+            known = ", ".join(f"{d.name} ({d.boards})" for d in DEVICES.values())
+            raise argparse.ArgumentTypeError(f"unknown device {text!r}; known devices: {known}")
+        return text
+
+    def _default_out(run: str, name: str) -> Path:
+        """RUN/<name>, or beside an export folder (re-exporting replaces the export folder)."""
+        path = Path(run)
+        return (path.parent if (path / "manifest.json").is_file() else path) / name
+
+    def cmd_fold(args: argparse.Namespace) -> int:
+        from . import fold as fl
+        from .costs import device
+
+        layers, what = fl.network_layers(args.run)
+        result = fl.fold(layers, device(args.device), args.clock, target_fps=args.target_fps,
+                         max_lut=args.max_lut, hls="hls" in args.generate)
+        out = Path(args.out) if args.out else _default_out(args.run, "folding.json")
+        _check_out_file(out)
+        fl.write_folding(result, out)
+        print(f"{what}: folded for {result.device.name} ({result.device.boards}) at {args.clock:g} MHz, "
+              f"{'target ' + format(args.target_fps, ',g') + ' images/s' if args.target_fps else 'fastest that fits'}")
+        print(fl.describe(result))
+        generate = "" if "hls" in args.generate else " --generate rtl"
+        print(f"wrote {out}; export with: bnnflow export RUN --folding {out}{generate}")
+        return 0
+
+    def _check_out_file(path: Path) -> None:
+        if path.is_dir():
+            raise ValueError(f"--out {path}: is a folder, expected a JSON file name")
+
+    def cmd_report(args: argparse.Namespace) -> int:
+        from . import report as rp
+        from .costs import device
+
+        rep = rp.build_report(args.run, device(args.device), args.clock, use_yosys=not args.no_yosys,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+        out = Path(args.out) if args.out else _default_out(str(rep.export), "report")
+        _check_out_folder(str(out))
+        paths = rp.write_report(rep, out)
+        print(rp.render(rep), end="")
+        chart = paths["png"] or "no chart: matplotlib (the 'train' extra) is not installed"
+        print(f"\nwrote {paths['md']}, {paths['json']}; chart: {chart}")
+        return 0
+
+    a = PLATFORM_ALLOWANCE
+    p = sub.add_parser("fold", help="choose PE/SIMD per layer for a device, clock and target",
+                       description="Chooses each layer's PE (neurons in parallel) and SIMD (inputs per PE and "
+                                   "cycle) so that every layer's NF*SF cycles per image is close to the slowest "
+                                   "layer's, at the least estimated cost, within the device: with --target-fps the "
+                                   "cheapest folding reaching that rate at --clock; otherwise (or with --max-lut) "
+                                   "the fastest folding that fits. Costs come from a unit-cost model measured "
+                                   "with yosys (bnnflow/cost_table.py; `python -m bnnflow.costs --check` prints "
+                                   "its error), so no yosys is needed here. The default budget is the device "
+                                   f"minus {a.lut:,.0f} LUT, {a.ff:,.0f} FF and {a.bram36:g} BRAM36 for the AXI "
+                                   "DMA and interconnect of the block design. Writes the folding JSON that "
+                                   "`bnnflow export --folding` reads. Reads only RUN/config.json (or an export's "
+                                   "manifest.json): no torch needed.")
+    p.add_argument("run", type=_path, help="training run folder (config.json) or an export folder")
+    p.add_argument("--device", type=_device, default="xc7z020",
+                   help="FPGA: " + ", ".join(f"{d.name} ({d.boards}; {d.lut:,} LUT, {d.bram36} BRAM36)"
+                                             for d in DEVICES.values()) + "; default xc7z020")
+    p.add_argument("--clock", type=_positive_float, default=100.0, help="fabric clock in MHz (default 100)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-fps", type=_positive_float,
+                        help="images per second to reach at --clock: the cheapest folding with at most "
+                             "clock/fps cycles per image (error if it does not fit the device)")
+    target.add_argument("--max-lut", type=_positive_int,
+                        help="LUTs the accelerator may use (layers, repackers, shell); default: the device's "
+                             "LUTs minus the DMA allowance. The fastest folding within it is chosen")
+    p.add_argument("--generate", type=_generate_list, default=("rtl", "hls"),
+                   help="what the export will generate (default rtl,hls): with hls, stream words stay "
+                        "within the HLS engine's 4096-bit limit; `rtl` lifts that limit")
+    p.add_argument("--out", type=_path, help="folding JSON to write (default RUN/folding.json; for an export "
+                                             "folder, folding.json beside it)")
+    _add_debug(p, default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_fold)
+
+    p = sub.add_parser("report", help="cycles, frame rate and resource estimates of an export",
+                       description="Per layer: kind, shape, PE, SIMD, NF*SF cycles, weight bits and LUT/FF/BRAM36/"
+                                   "DSP estimates, plus the repackers and the accelerator shell; the pipeline's "
+                                   "images/s at --clock, utilization of --device, weight bits against its "
+                                   "block RAM, and BNN-PYNQ's published LFC/CNV rows beside it. Estimates come "
+                                   "from yosys (synth_xilinx -family xc7, each unit of the export's generated "
+                                   "RTL synthesized apart and summed: minutes for a big network) or, with "
+                                   "--no-yosys or without yosys, from the unit-cost model; always labelled "
+                                   "estimates, not Vivado results. Writes report.md, report.json and report.png "
+                                   "(the chart needs matplotlib).")
+    p.add_argument("run", type=_path, help="export folder, or a run folder with RUN/export")
+    p.add_argument("--device", type=_device, default="xc7z020", help="FPGA to compare with (default xc7z020; "
+                                                                      "see `bnnflow fold --help`)")
+    p.add_argument("--clock", type=_positive_float, default=100.0, help="fabric clock in MHz (default 100)")
+    p.add_argument("--out", type=_path, help="folder for report.md/.json/.png (default RUN/report, or beside "
+                                             "an export folder)")
+    p.add_argument("--no-yosys", action="store_true", help="use the unit-cost model instead of running yosys")
+    _add_debug(p, default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -333,9 +516,11 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
         return f"{target}: {exc.strerror}"
+    if isinstance(exc, MissingExtraError):
+        return str(exc)
     if isinstance(exc, ModuleNotFoundError) and exc.name:
-        return (f"Python module '{exc.name}' is not installed (the simulation levels need "
-                f"`pip install -e '.[sim]'`, the board driver `pip install -e '.[board]'`)")
+        top = exc.name.split(".")[0]
+        return missing_message(top, EXTRA_OF.get(top))
     if isinstance(exc, MemoryError):
         return "out of memory (try smaller --hidden / --batch-size, or --limit)"
     return str(exc).strip() or type(exc).__name__

@@ -5,7 +5,8 @@ Every dataset reaches the model and the hardware as ``uint8`` pixels of
 torch saw. Sources:
 
 - ``digits``: scikit-learn's 8x8 digits (values 0..16, 5 bits), ships offline;
-  stratified 80/20 split seeded by ``split_seed``.
+  stratified 80/20 split seeded by ``split_seed``. scikit-learn (the ``train``
+  extra) is imported only for it: the IDX reader needs numpy alone.
 - ``idx:DIR``: MNIST IDX files in DIR (train/t10k images and labels, raw or
   ``.gz``), any image size and class count; pixels 0..255 (8 bits).
 - ``mnist``: downloads the four MNIST IDX files into a cache folder (no
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .extras import require
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -70,6 +73,8 @@ def _bits_for(max_value: int) -> int:
 
 
 def load_digits_dataset(split_seed: int = 0, test_fraction: float = 0.2) -> Dataset:
+    """scikit-learn's digits with a stratified, seeded split (needs scikit-learn, the ``train`` extra)."""
+    require("sklearn", "train", "the digits dataset (scikit-learn)")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

@@ -4,20 +4,28 @@ The threshold of each neuron is found with torch's own BatchNorm arithmetic
 (candidate sums around the analytic crossing point are pushed through the
 module), so the exported integer compare agrees with torch's float forward
 pass exactly, not just up to rounding.
+
+torch (the ``train`` extra) is imported inside the functions that use it, so
+``import bnnflow.export`` works on a numpy-only install and a call without
+torch raises :class:`~bnnflow.extras.MissingExtraError` naming the extra.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from . import artifact as art
 from .datasets import load_dataset
+from .extras import require
 from .folding import LayerFolding, default_folding, load_folding
 from .packing import pm1_to_bits
 from .writer import LayerData, write_artifact
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _sum_range(kind: str, in_features: int, input_bits: int) -> tuple[int, int]:
@@ -26,7 +34,10 @@ def _sum_range(kind: str, in_features: int, input_bits: int) -> tuple[int, int]:
     return -peak, peak
 
 
-@torch.no_grad()
+#: What the torch-only steps of this module are called in a "missing torch" error.
+PURPOSE = "bnnflow export (reading the trained torch model)"
+
+
 def fold_batchnorm_sign(bn: torch.nn.BatchNorm1d, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Integer thresholds T and negation flags for ``sign(bn(s))`` over integer s in [lo, hi].
 
@@ -34,36 +45,38 @@ def fold_batchnorm_sign(bn: torch.nn.BatchNorm1d, lo: int, hi: int) -> tuple[np.
     ``negate`` (gamma < 0) and ``s' = s`` elsewhere. Constant neurons
     (gamma = 0) get T = lo (always 1) or hi + 1 (always 0), in s' terms.
     """
-    bn = bn.eval()
-    gamma = bn.weight.double()
-    beta = bn.bias.double()
-    mu = bn.running_mean.double()
-    std = torch.sqrt(bn.running_var.double() + bn.eps)
-    mh = gamma.numel()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = (mu - beta * std / gamma).numpy()
-    tau = np.where(np.isfinite(tau), np.clip(tau, lo - 3, hi + 3), 0.0)
-    base = np.floor(tau).astype(np.int64)
-    offsets = np.arange(-3, 4)
-    candidates = base[None, :] + offsets[:, None]                      # (7, MH)
-    passes = (bn(torch.from_numpy(candidates.astype(np.float32))) >= 0).numpy()
+    torch = require("torch", "train", PURPOSE)
+    with torch.no_grad():
+        bn = bn.eval()
+        gamma = bn.weight.double()
+        beta = bn.bias.double()
+        mu = bn.running_mean.double()
+        std = torch.sqrt(bn.running_var.double() + bn.eps)
+        mh = gamma.numel()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tau = (mu - beta * std / gamma).numpy()
+        tau = np.where(np.isfinite(tau), np.clip(tau, lo - 3, hi + 3), 0.0)
+        base = np.floor(tau).astype(np.int64)
+        offsets = np.arange(-3, 4)
+        candidates = base[None, :] + offsets[:, None]                      # (7, MH)
+        passes = (bn(torch.from_numpy(candidates.astype(np.float32))) >= 0).numpy()
 
-    g = gamma.numpy()
-    negate = g < 0
-    thresholds = np.empty(mh, dtype=np.int64)
-    for n in range(mh):
-        col = passes[:, n]
-        if g[n] > 0:
-            hit = np.flatnonzero(col)
-            t = candidates[hit[0], n] if hit.size else candidates[-1, n] + 1
-        elif g[n] < 0:
-            hit = np.flatnonzero(col)
-            t = -(candidates[hit[-1], n] if hit.size else candidates[0, n] - 1)
-        else:
-            t = lo if col[0] else hi + 1
-        thresholds[n] = t
-    # s' lies in [lo, hi] either way (the range is symmetric); clamp to "always"/"never".
-    return np.clip(thresholds, lo, hi + 1), negate
+        g = gamma.numpy()
+        negate = g < 0
+        thresholds = np.empty(mh, dtype=np.int64)
+        for n in range(mh):
+            col = passes[:, n]
+            if g[n] > 0:
+                hit = np.flatnonzero(col)
+                t = candidates[hit[0], n] if hit.size else candidates[-1, n] + 1
+            elif g[n] < 0:
+                hit = np.flatnonzero(col)
+                t = -(candidates[hit[-1], n] if hit.size else candidates[0, n] - 1)
+            else:
+                t = lo if col[0] else hi + 1
+            thresholds[n] = t
+        # s' lies in [lo, hi] either way (the range is symmetric); clamp to "always"/"never".
+        return np.clip(thresholds, lo, hi + 1), negate
 
 
 def deployment_data(model: torch.nn.Module, input_bits: int) -> list[LayerData]:
@@ -94,6 +107,7 @@ def deployment_data(model: torch.nn.Module, input_bits: int) -> list[LayerData]:
 def export_run(run_dir: str | Path, folding_file: str | Path | None = None,
                out_dir: str | Path | None = None, generate: tuple[str, ...] = ("rtl", "hls")) -> art.Artifact:
     """Export ``run_dir`` (a training run) into ``run_dir/export`` (or ``out_dir``)."""
+    require("torch", "train", PURPOSE)
     from .model.train import load_run
 
     run = Path(run_dir)

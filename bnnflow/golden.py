@@ -3,6 +3,23 @@
 It reads only the exported artifact (never the torch model) and computes what
 the hardware computes, layer by layer, with the padding and negation exactly as
 stored. Every other level (torch, RTL, HLS, driver) is compared against it.
+
+Speed without giving up exactness: every layer's accumulator is one integer
+matrix product plus a per-neuron constant,
+
+    acc[n] = sum_i x[i] * (2 w[n][i] - 1)  +  c[n]
+
+(``int_threshold``: ``c = 0``, unsigned pixels times +-1; ``xnor_*``:
+``popcount(XNOR(a, w)) = sum a*w + sum (1-a)(1-w) = sum a (2w - 1) + #zeros(w)``,
+so ``c[n]`` is the number of 0 weight bits in neuron ``n``'s stored, padded row).
+Padded inputs are 0, so the product runs over the real ``MW`` inputs only and
+needs no padded copy; ``c`` still counts the stored padded lanes.
+numpy has no BLAS for int64, so the product runs in float32 or float64 (BLAS
+GEMM) whenever that is exact, which :func:`choose_arithmetic` decides from a
+worst-case bound computed per layer (:func:`layer_bound`). Where the bound
+allows, two neurons share one float column (``lo + R * hi`` with ``R`` a power
+of two beyond twice any single sum), halving the GEMM; LFC's 1024-wide binary
+layers do, in float32.
 """
 
 from __future__ import annotations
@@ -12,11 +29,79 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import artifact as art
+from . import packing
+
+#: (dtype, M): every integer of magnitude <= M is exactly representable in dtype
+#: (2^significand precision: 2^24, 2^53). A sum of integer terms whose absolute
+#: values add up to at most M has every partial sum, in any order and with or
+#: without fused multiply-add, in [-M, M]: each one is an exact integer, so no
+#: rounding ever happens. Ordered from fastest; int64 (numpy's integer matmul,
+#: exact up to 2^63 - 1 but without BLAS) is the fallback.
+EXACT_FLOAT_LIMITS: tuple[tuple[type, int], ...] = ((np.float32, 1 << 24), (np.float64, 1 << 53))
+
+#: Images per block: the intermediate activations of a block stay in cache.
+BLOCK_ROWS = 1024
 
 
 def argmax_lowest(scores: np.ndarray) -> np.ndarray:
     """Prediction rule of every level: argmax over classes, ties to the lowest index."""
     return np.argmax(np.asarray(scores), axis=-1)
+
+
+def exact_limit(dtype: np.dtype) -> int:
+    """Largest magnitude up to which every integer is exact in ``dtype`` (per EXACT_FLOAT_LIMITS)."""
+    for d, limit in EXACT_FLOAT_LIMITS:
+        if np.dtype(d) == dtype:
+            return limit
+    return int(np.iinfo(dtype).max)
+
+
+def product_bound(layer: art.LayerSpec) -> int:
+    """Largest ``|x . (2w - 1)|`` of one neuron: ``MW`` terms of at most ``(2^input_bits - 1) * 1``."""
+    return layer.in_features * ((1 << layer.input_bits) - 1)
+
+
+def pair_radix(layer: art.LayerSpec) -> int:
+    """Power of two ``R > 2 * product_bound``: two neurons' sums ``lo + R*hi`` separate exactly."""
+    return 1 << (2 * product_bound(layer)).bit_length()
+
+
+def layer_bound(layer: art.LayerSpec, offset: np.ndarray, thresholds: np.ndarray | None, pack: int = 1) -> int:
+    """Largest integer magnitude the arithmetic of ``layer`` can meet, packing ``pack`` neurons per column.
+
+    ``pack == 1``: each partial sum of ``x . (2w - 1)`` is within
+    ``m = MW * (2^input_bits - 1)`` (:func:`product_bound`). ``pack == 2``: the
+    product runs against ``(2w_lo - 1) + R (2w_hi - 1)`` (``R`` =
+    :func:`pair_radix`), whose terms are at most ``(2^input_bits - 1)(1 + R)``,
+    so every partial sum is within ``m (1 + R)``; splitting it (``hi =
+    rint(P / R)``, ``lo = P - R hi``) meets nothing larger. Thresholds are
+    compared in the product's domain as ``T - c``, which must be exact too.
+    """
+    m = product_bound(layer)
+    bound = m if pack == 1 else m * (1 + pair_radix(layer))
+    if thresholds is not None and thresholds.size:
+        shifted = thresholds - offset
+        bound = max(bound, int(shifted.max()), -int(shifted.min()))   # no np.abs: it wraps at -2^63
+    return bound
+
+
+def choose_arithmetic(layer: art.LayerSpec, offset: np.ndarray, thresholds: np.ndarray | None) -> tuple[np.dtype, int]:
+    """The cheapest exact (dtype, neurons per product column) for ``layer``.
+
+    Tried in order: float32 with two neurons per column (half the GEMM),
+    float32, float64 with two, float64, then int64 (one per column); the first
+    whose :func:`layer_bound` is within the dtype's :data:`EXACT_FLOAT_LIMITS`
+    wins. LFC's hidden layers (MW 1024, 0/1 inputs: 1024 * 4097 < 2^24) pair up
+    in float32; its 8-bit first layer (784 * 255 * (1 + 2^19) > 2^24) does not.
+    """
+    for dtype, limit in EXACT_FLOAT_LIMITS:
+        for pack in (2, 1):
+            if pack <= layer.out_features and layer_bound(layer, offset, thresholds, pack) <= limit:
+                return np.dtype(dtype), pack
+    bound = layer_bound(layer, offset, thresholds)
+    if bound > np.iinfo(np.int64).max:
+        raise OverflowError(f"layer {layer.index}: accumulator bound {bound} does not fit int64")
+    return np.dtype(np.int64), 1
 
 
 @dataclass
@@ -31,21 +116,75 @@ class GoldenTrace:
         return self.outputs[-1]
 
 
+@dataclass(frozen=True)
+class _LayerPlan:
+    """What one layer's exact product needs, prepared once."""
+
+    layer: art.LayerSpec
+    bits: np.ndarray             # (MH, MW_pad) uint8 weight bits as stored, padding included
+    dtype: np.dtype              # arithmetic of the product (float32, float64 or int64)
+    pack: int                    # neurons per product column: 1, or 2 (neuron j + R * neuron j + ceil(MH/2))
+    radix: int                   # R of a paired layer (pair_radix), 0 otherwise
+    bound: int                   # layer_bound(): every value the arithmetic meets is within +-bound
+    weights_t: np.ndarray        # (MW, ceil(MH/pack)) in dtype, C-contiguous: x @ weights_t is a plain GEMM
+    offset: np.ndarray           # (MH,) int64 c: 0, or the count of 0 weight bits over the padded row
+    thresholds: np.ndarray | None        # (MH,) int64 as stored
+    thresholds_product: np.ndarray | None  # (MH,) T - c in dtype: acc >= T  <=>  product >= T - c
+
+    def split(self, product: np.ndarray) -> list[tuple[slice, np.ndarray]]:
+        """(neuron columns, their exact products x . (2w - 1)) from a GEMM result (reused in place)."""
+        mh = self.layer.out_features
+        if self.pack == 1:
+            return [(slice(0, mh), product)]
+        half = product.shape[1]
+        high = np.rint(product * (1.0 / self.radix))   # P / R = hi + lo / R, |lo / R| < 1/2; R a power of two
+        product -= high * self.radix                    # lo = P - R hi: exact integers within the bound
+        return [(slice(0, half), product), (slice(half, mh), high[:, :mh - half])]
+
+
 class GoldenModel:
     """Integer reference of the deployed network described by an artifact."""
 
     def __init__(self, artifact: art.Artifact):
         self.artifact = artifact
-        self._weights = []      # (MH, MW_pad) int64 weight bits, padding = 1
-        self._thresholds = []
+        self._plans: list[_LayerPlan] = []
         for i, layer in enumerate(artifact.layers):
-            lanes = artifact.weight_lanes(i)
-            full = lanes.reshape(layer.pe, layer.nf, layer.sf * layer.simd).transpose(1, 0, 2)
-            self._weights.append(full.reshape(layer.out_features, layer.in_features_padded).astype(np.int64))
+            # (MH, MW_pad) bits with the stored padding, neuron/synapse order
+            bits = packing.unfold_weight_bits(artifact.weight_lanes(i), layer.in_features_padded)
             t = artifact.thresholds(i)
-            self._thresholds.append(None if t is None else t.astype(np.int64))
+            t = None if t is None else t.astype(np.int64)
+            if layer.kind == art.INT_THRESHOLD:
+                offset = np.zeros(layer.out_features, dtype=np.int64)
+            else:
+                offset = (bits == 0).sum(axis=1, dtype=np.int64)
+            dtype, pack = choose_arithmetic(layer, offset, t)
+            bound = layer_bound(layer, offset, t, pack)
+            assert bound <= exact_limit(dtype), \
+                f"layer {i}: bound {bound} exceeds the exact range {exact_limit(dtype)} of {dtype}"
+            pm1 = (bits[:, :layer.in_features].astype(np.int8) * 2 - 1).astype(dtype)
+            radix = 0
+            if pack == 2:
+                radix = pair_radix(layer)
+                half = -(-layer.out_features // 2)
+                high = np.zeros((half, layer.in_features), dtype=dtype)
+                high[:layer.out_features - half] = pm1[half:]      # odd MH: the last column's high half is 0
+                pm1 = pm1[:half] + radix * high
+            self._plans.append(_LayerPlan(
+                layer, bits, dtype, pack, radix, bound, np.ascontiguousarray(pm1.T), offset, t,
+                None if t is None else (t - offset).astype(dtype)))
 
-    def check_images(self, images: np.ndarray) -> np.ndarray:
+    @property
+    def layer_dtypes(self) -> list[np.dtype]:
+        """The arithmetic each layer's product runs in (chosen from its exactness bound)."""
+        return [p.dtype for p in self._plans]
+
+    @property
+    def layer_packing(self) -> list[int]:
+        """Neurons per product column of each layer (2: two neurons share one float, see layer_bound)."""
+        return [p.pack for p in self._plans]
+
+    def _checked(self, images: np.ndarray) -> np.ndarray:
+        """``images`` validated (shape, integer dtype, value range), not converted."""
         images = np.asarray(images)
         if images.ndim != 2 or images.shape[1] != self.artifact.input_features:
             raise ValueError(
@@ -54,15 +193,76 @@ class GoldenModel:
             # a float 0.9 would silently become pixel 0: the hardware reads integers, so must the caller
             raise TypeError(f"images must be an integer array (unsigned {self.artifact.input_bits}-bit values), "
                             f"got dtype {images.dtype}")
-        if images.size and (images.min() < 0 or images.max() >= (1 << self.artifact.input_bits)):
-            raise ValueError(f"image values must be unsigned {self.artifact.input_bits}-bit integers, "
-                             f"got values in [{images.min()}, {images.max()}]")
-        return images.astype(np.int64)
+        if images.size:
+            lo, hi = (0 if images.dtype.kind == "u" else images.min()), images.max()
+            if lo < 0 or hi >= (1 << self.artifact.input_bits):
+                raise ValueError(f"image values must be unsigned {self.artifact.input_bits}-bit integers, "
+                                 f"got values in [{images.min()}, {images.max()}]")
+        return images
+
+    def check_images(self, images: np.ndarray) -> np.ndarray:
+        """``images`` validated against the artifact's input shape and width, as int64."""
+        return self._checked(images).astype(np.int64)
+
+    def _run(self, images: np.ndarray, keep_trace: bool) -> GoldenTrace:
+        """Scores (and with ``keep_trace`` every layer's accumulators and outputs), block by block."""
+        x_all = self._checked(images)
+        n = x_all.shape[0]
+        plans = self._plans
+        width = [p.layer.out_features for p in plans]
+        accs = [np.empty((n, w), dtype=np.int64) for w in width] if keep_trace else []
+        outs = [np.empty((n, w), dtype=np.int64) for w in width] if keep_trace else []
+        scores = None if keep_trace else np.empty((n, width[-1]), dtype=np.int64)
+        for start in range(0, n, BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            x = x_all[rows].astype(plans[0].dtype)          # values < 2^8: exact in every dtype
+            for k, p in enumerate(plans):
+                last, score = k == len(plans) - 1, p.layer.kind == art.XNOR_SCORE   # the loader keeps score last
+                out_all = outs[k] if keep_trace else (scores if last else None)
+                acc = np.empty((x.shape[0], width[k]), dtype=np.int64) if score or keep_trace else None
+                x_next = None if last else np.empty((x.shape[0], width[k]), dtype=plans[k + 1].dtype)
+                for cols, product in p.split(x @ p.weights_t):  # exact: |every partial sum| <= p.bound
+                    if acc is not None:
+                        acc[:, cols] = product                  # exact integers, so the cast is exact
+                    if not score:
+                        bits = product >= p.thresholds_product[cols]   # == (acc >= T): both sides exact
+                        if x_next is not None:
+                            x_next[:, cols] = bits              # next layer's 0/1 inputs
+                        if out_all is not None:
+                            out_all[rows, cols] = bits
+                if acc is not None:
+                    acc += p.offset
+                    if keep_trace:
+                        accs[k][rows] = acc
+                    if score:
+                        out_all[rows] = 2 * acc - p.layer.in_features
+                x = x_next
+        if not keep_trace:
+            return GoldenTrace([], [scores])
+        return GoldenTrace(accs, outs)
 
     def trace(self, images: np.ndarray) -> GoldenTrace:
+        """Every layer's int64 accumulators and outputs for ``images`` (N, input_features)."""
+        return self._run(images, keep_trace=True)
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """(N, num_classes) int64 scores."""
+        return self._run(images, keep_trace=False).scores
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Predicted class per image (argmax of the scores, ties to the lowest class)."""
+        return argmax_lowest(self.scores(images))
+
+    def _trace_int64(self, images: np.ndarray) -> GoldenTrace:
+        """The straightforward int64 computation (padded input, two products per XNOR layer).
+
+        Kept as the reference the fast path is tested and benchmarked against
+        (tests/test_golden_fast.py, bench/golden_speed.py); about 100x slower.
+        """
         x = self.check_images(images)
         accs, outs = [], []
-        for layer, w, t in zip(self.artifact.layers, self._weights, self._thresholds):
+        for p in self._plans:
+            layer, w, t = p.layer, p.bits.astype(np.int64), p.thresholds
             padded = np.zeros((x.shape[0], layer.in_features_padded), dtype=np.int64)
             padded[:, :layer.in_features] = x
             if layer.kind == art.INT_THRESHOLD:
@@ -77,10 +277,3 @@ class GoldenModel:
                 x = (acc >= t[None, :]).astype(np.int64)
             outs.append(x)
         return GoldenTrace(accs, outs)
-
-    def scores(self, images: np.ndarray) -> np.ndarray:
-        """(N, num_classes) int64 scores."""
-        return self.trace(images).scores
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return argmax_lowest(self.scores(images))

@@ -2,31 +2,48 @@
 
 :func:`run_csim` compiles ``hls/bnn_top.cpp`` + ``hls/bnn_tb.cpp`` against the
 artifact's generated header and Xilinx's ap_types headers, runs the testbench
-on the artifact's golden vectors and returns the scores it computed. The
-binary is cached under a hash of every input, so a second call with the same
-network does not recompile.
+on the artifact's golden vectors and returns the scores it computed;
+:func:`run_testbench` runs any sequence of load and infer runs on one
+instance (a runtime parameter reload and back). The testbench reads DMA
+buffers -- beats exactly as the host's DMA moves them (docs/ACCEL.md) -- and
+this module writes them with :mod:`bnnflow.accel` and :mod:`bnnflow.packing`,
+the one definition of the stream layout. The binary is cached under a hash
+of every input, so a second call with the same network does not recompile.
+
+``python -m bnnflow.hlsflow EXPORT_DIR`` writes the testbench's files of an
+export for the Vitis flows (``hls/run_hls.tcl``, ``hls/hls_config.cfg``).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
+from . import accel
 from . import artifact as art
+from . import packing
 from .writer import read_vectors
 
 #: The engine sources (hls/ at the repository root, next to this package).
-HLS_SOURCES = ("bnn_axis.hpp", "bnn_mvtu.hpp", "bnn_streams.hpp", "bnn_top.hpp", "bnn_top.cpp", "bnn_tb.cpp")
+HLS_SOURCES = ("bnn_axis.hpp", "bnn_load.hpp", "bnn_mvtu.hpp", "bnn_streams.hpp", "bnn_top.hpp", "bnn_top.cpp",
+               "bnn_tb.cpp")
 CXX_FLAGS = ("-std=c++14", "-O1", "-w")
+#: Where ``python -m bnnflow.hlsflow`` puts the testbench files of an export (relative to it).
+TB_DIR = "hls/tb"
+#: The testbench files of an export: input beats, golden output beats, parameter stream.
+TB_FILES = {"in": "in_beats.bin", "golden": "out_beats.bin", "params": "params.bin"}
 
 
 class HlsToolError(RuntimeError):
@@ -90,7 +107,8 @@ class CsimResult:
 
     scores: np.ndarray            # (N, C) int64 scores computed by bnnflow_top
     golden: np.ndarray            # (N, C) int64 golden scores it was compared with
-    mismatches: int               # differing scores (plus stream/TLAST errors the testbench counted)
+    mismatches: int               # differing scores; when all agree but the testbench failed, its error
+                                  # count (TLAST, TKEEP/padding, status/signature checks), at least 1
     returncode: int               # the testbench's exit status (0: all matched)
     output: str                   # compiler output (when it compiled) and testbench output
     binary: Path
@@ -229,56 +247,219 @@ def read_back_weights(artifact: art.Artifact, build_dir: Path | None = None) -> 
     return layers
 
 
+# -- the testbench's files: DMA buffers ------------------------------------------------
+def input_beats(artifact: art.Artifact, images: np.ndarray) -> np.ndarray:
+    """(N, F) unsigned images -> the MM2S buffer of an infer run, as (beats, beat bytes) uint8.
+
+    Each image is SF words of the first layer (docs/ARTIFACT.md, "Streams"),
+    each word ``beats_per_word`` beats of the input stream, lowest bits first,
+    zero padding (docs/ACCEL.md).
+    """
+    images = np.asarray(images)
+    first, stream = artifact.layers[0], accel.input_stream(artifact)
+    if images.ndim != 2 or images.shape[1] != artifact.input_features:
+        raise ValueError(f"images have shape {images.shape}, the network takes (N, {artifact.input_features})")
+    if images.size and (images.min() < 0 or images.max() >= (1 << first.input_bits)):
+        raise ValueError(f"an image element is outside 0..{(1 << first.input_bits) - 1} "
+                         f"(input_bits={first.input_bits})")
+    data = packing.pack_vectors(images, first.simd, first.input_bits, stream.word_bytes)
+    return data.reshape(-1, stream.beat_bytes)
+
+
+def output_beats(artifact: art.Artifact, scores: np.ndarray) -> np.ndarray:
+    """(N, C) scores -> the S2MM buffer the accelerator writes for them, as (beats, beat bytes) uint8."""
+    scores = np.asarray(scores)
+    last, stream = artifact.layers[-1], accel.output_stream(artifact)
+    if scores.ndim != 2 or scores.shape[1] != artifact.num_classes:
+        raise ValueError(f"scores have shape {scores.shape}, the network gives (N, {artifact.num_classes})")
+    data = packing.pack_vectors(scores, last.pe, last.output_bits, stream.word_bytes)
+    return data.reshape(-1, stream.beat_bytes)
+
+
+def scores_from_beats(artifact: art.Artifact, data: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` images' scores in an S2MM buffer -> (n, C) int64 (inverse of :func:`output_beats`)."""
+    last, stream = artifact.layers[-1], accel.output_stream(artifact)
+    return packing.unpack_vectors(np.asarray(data, dtype=np.uint8), n, artifact.num_classes, last.pe,
+                                  last.output_bits, stream.word_bytes, signed=last.output_signed)
+
+
+@dataclass(frozen=True)
+class Infer:
+    """An infer-mode run of the testbench: ``images`` (N, F) must give ``golden`` (N, C)."""
+
+    images: np.ndarray
+    golden: np.ndarray
+
+
+@dataclass(frozen=True)
+class Load:
+    """A load-mode run with the parameter stream of ``params`` (an artifact of the build's signature)."""
+
+    params: art.Artifact
+
+
+Step = Union[Infer, Load]
+
+
+@dataclass
+class TbResult:
+    """Outcome of one testbench process (any number of load and infer runs)."""
+
+    scores: list[np.ndarray]      # per Infer step, (N, C) int64 scores read back from the output beats
+    errors: dict[str, int]        # mismatches, tlast_errors, format_errors, check_errors of the summary line
+    returncode: int               # 0: everything matched, 1: a mismatch or failed check, 2: unusable files
+    output: str                   # compiler output (when it compiled) and testbench output
+    binary: Path
+    compiled: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.returncode == 0 and not any(self.errors.values())
+
+
+def check_same_hardware(artifact: art.Artifact, params: art.Artifact) -> None:
+    """Raise ValueError unless ``params`` has ``artifact``'s hardware signature (its parameters fit the build)."""
+    built, wanted = accel.hardware_description(artifact.layers), accel.hardware_description(params.layers)
+    if accel.signature_of(built) != accel.signature_of(wanted):
+        raise ValueError(f"{params.root}: its parameters are for hardware signature 0x{accel.signature_of(wanted):08x}, "
+                         f"the build of {artifact.root} is 0x{accel.signature_of(built):08x} "
+                         f"({accel.describe_difference(built, wanted)}; 'bitstream' is the build, 'export' the "
+                         "parameters)")
+
+
+def run_testbench(artifact: art.Artifact, steps: list[Step], build_dir: Path | None = None,
+                  timeout: float = 600.0) -> TbResult:
+    """Compile (cached) ``artifact``'s testbench and run ``steps`` in order on one instance.
+
+    Every ``Load`` must carry an artifact of the build's hardware signature
+    (ValueError otherwise, before anything is compiled). Raises
+    :class:`HlsToolError` when g++ or the headers are missing, the compile
+    fails, or the testbench cannot use its files; mismatches are reported in
+    the result, not raised.
+    """
+    for step in steps:
+        if isinstance(step, Load):
+            check_same_hardware(artifact, step.params)
+        elif isinstance(step, Infer):
+            if step.golden.shape != (step.images.shape[0], artifact.num_classes):
+                raise ValueError(f"golden scores have shape {step.golden.shape}, expected "
+                                 f"({step.images.shape[0]}, {artifact.num_classes}) for {step.images.shape[0]} images")
+        else:
+            raise TypeError(f"a testbench step is Infer or Load, got {type(step).__name__}")
+    t0 = time.perf_counter()
+    binary, compiled, log = build_csim(artifact, build_dir)
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bnn_csim.") as tmp:
+        args, outputs = [], []
+        for i, step in enumerate(steps):
+            if isinstance(step, Load):
+                path = Path(tmp) / f"params{i}.bin"
+                accel.param_stream(step.params).tofile(path)
+                args += ["load", str(path)]
+            else:
+                paths = [Path(tmp) / f"{name}{i}.bin" for name in ("in", "golden", "out")]
+                input_beats(artifact, step.images).tofile(paths[0])
+                output_beats(artifact, step.golden).tofile(paths[1])
+                args += ["infer", *map(str, paths)]
+                outputs.append((paths[2], step.images.shape[0]))
+        proc = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=timeout)
+        output = log + proc.stdout + proc.stderr
+        scores = []
+        for path, n in outputs:
+            if not path.is_file():
+                raise HlsToolError(f"C-simulation wrote no scores (exit {proc.returncode}):\n{output}")
+            scores.append(scores_from_beats(artifact, np.fromfile(path, dtype=np.uint8), n))
+    t2 = time.perf_counter()
+    return TbResult(scores=scores, errors=_reported_errors(proc.stdout), returncode=proc.returncode, output=output,
+                    binary=binary, compiled=compiled, timings={"compile_s": t1 - t0, "run_s": t2 - t1})
+
+
 def run_csim(artifact: art.Artifact, build_dir: Path | None = None, golden_scores: Path | None = None,
-             timeout: float = 600.0, limit: int | None = None) -> CsimResult:
+             timeout: float = 600.0, limit: int | None = None, params: art.Artifact | None = None) -> CsimResult:
     """Compile (cached) and run the HLS testbench on ``artifact``'s golden vectors.
 
     ``golden_scores`` replaces ``vectors/scores.bin`` as the reference the
     testbench compares with (tests use it to check that a wrong score fails).
-    ``limit`` runs only the first ``limit`` vectors.
+    ``limit`` runs only the first ``limit`` vectors. ``params`` (an artifact
+    of the same hardware signature) is loaded at run time first, and its
+    golden vectors are the ones run: the build of ``artifact`` computing
+    another network's scores.
     Raises :class:`HlsToolError` when g++ or the headers are missing or the
     compile fails; a mismatch is reported in the result, not raised.
     """
-    info = artifact.manifest.get("vectors")
-    images, _labels, golden = read_vectors(artifact)
-    t0 = time.perf_counter()
-    binary, compiled, log = build_csim(artifact, build_dir)
-    t1 = time.perf_counter()
-    scores_in = Path(golden_scores) if golden_scores is not None else artifact.path(info["scores"])
+    source = params if params is not None else artifact
+    if params is not None:
+        check_same_hardware(artifact, params)
+    images, _labels, golden = read_vectors(source)
     if golden_scores is not None:
-        golden = np.fromfile(scores_in, dtype="<i4").astype(np.int64).reshape(golden.shape)
-    images_in = artifact.path(info["images"])
-    with tempfile.TemporaryDirectory(prefix="bnn_csim.") as tmp:
-        if limit is not None and limit < images.shape[0]:
-            images, golden = images[:limit], golden[:limit]
-            images_in, scores_in = Path(tmp) / "images.bin", Path(tmp) / "golden.bin"
-            images.astype(np.uint8).tofile(images_in)
-            golden.astype("<i4").tofile(scores_in)
-        out_path = Path(tmp) / "scores.bin"
-        proc = subprocess.run([str(binary), str(images_in), str(scores_in), str(out_path)],
-                              capture_output=True, text=True, timeout=timeout)
-        output = log + proc.stdout + proc.stderr
-        n, c = images.shape[0], artifact.num_classes
-        if out_path.is_file() and out_path.stat().st_size == n * c * 4:
-            scores = np.fromfile(out_path, dtype="<i4").astype(np.int64).reshape(n, c)
-        else:
-            raise HlsToolError(f"C-simulation wrote no scores (exit {proc.returncode}):\n{output}")
-    t2 = time.perf_counter()
+        golden = np.fromfile(Path(golden_scores), dtype="<i4").astype(np.int64).reshape(golden.shape)
+    if limit is not None and limit < images.shape[0]:
+        images, golden = images[:limit], golden[:limit]
+    steps: list[Step] = ([Load(params)] if params is not None else []) + [Infer(images, golden)]
+    result = run_testbench(artifact, steps, build_dir, timeout)
+    scores = result.scores[0]
     mismatches = int(np.count_nonzero(scores != golden))
-    reported = _reported_errors(proc.stdout)
-    if proc.returncode != 0 and mismatches == 0:
-        mismatches = max(1, reported)  # stream or TLAST errors the testbench found
-    return CsimResult(scores=scores, golden=golden, mismatches=mismatches, returncode=proc.returncode,
-                      output=output, binary=binary, compiled=compiled,
-                      timings={"compile_s": t1 - t0, "run_s": t2 - t1})
+    if result.returncode != 0 and mismatches == 0:
+        mismatches = max(1, sum(result.errors.values()))  # stream, TLAST or interface errors the testbench found
+    return CsimResult(scores=scores, golden=golden, mismatches=mismatches, returncode=result.returncode,
+                      output=result.output, binary=result.binary, compiled=result.compiled, timings=result.timings)
 
 
-def _reported_errors(stdout: str) -> int:
-    """mismatches + tlast_errors from the testbench's summary line (0 when absent)."""
-    total = 0
+def _reported_errors(stdout: str) -> dict[str, int]:
+    """The error counts of the testbench's summary line (all 0 when it printed none)."""
+    counts = {"mismatches": 0, "tlast_errors": 0, "format_errors": 0, "check_errors": 0}
     for line in stdout.splitlines():
-        if line.startswith("bnn_tb:") and "mismatches=" in line:
+        if line.startswith("bnn_tb: network "):
             for token in line.replace(",", " ").split():
-                if token.startswith(("mismatches=", "tlast_errors=")):
-                    total += int(token.split("=", 1)[1])
-    return total
+                key, _, value = token.partition("=")
+                if key in counts and value.isdigit():
+                    counts[key] = int(value)
+    return counts
+
+
+def write_tb_files(artifact: art.Artifact, folder: Path | None = None) -> dict[str, Path]:
+    """Write the testbench's files of ``artifact`` for the Vitis flows; return them by role.
+
+    ``in`` (the golden vectors' images as input beats), ``golden`` (their
+    scores as output beats) and ``params`` (the artifact's own parameter
+    stream) land in ``folder`` (default ``<export>/hls/tb``). The testbench
+    arguments ``load params infer in golden OUT`` then check the load path
+    and the scores in csim and cosim.
+    """
+    folder = Path(folder) if folder is not None else artifact.root / TB_DIR
+    images, _labels, golden = read_vectors(artifact)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {role: folder / name for role, name in TB_FILES.items()}
+    input_beats(artifact, images).tofile(paths["in"])
+    output_beats(artifact, golden).tofile(paths["golden"])
+    accel.param_stream(artifact).tofile(paths["params"])
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bnnflow.hlsflow EXPORT_DIR [--out DIR]``: write the testbench's files of an export."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bnnflow.hlsflow",
+        description="Write the HLS testbench's input files of an export -- the golden images as input beats, "
+                    "their scores as output beats, the parameter stream -- as the DMA buffers of docs/ACCEL.md, "
+                    "for `vitis_hls -f hls/run_hls.tcl` and hls/hls_config.cfg (docs/HLS.md). The g++ "
+                    "C-simulation (`bnnflow verify --against hls`) writes its own and needs none of this.")
+    parser.add_argument("export_dir", type=Path, help="the folder `bnnflow export` wrote (with test vectors)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"folder for the files (default: EXPORT_DIR/{TB_DIR}, where the Vitis scripts look)")
+    args = parser.parse_args(argv)
+    try:
+        artifact = art.load(args.export_dir)
+        paths = write_tb_files(artifact, args.out)
+    except (art.ArtifactError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for role, path in paths.items():
+        print(f"{role:7s} {path} ({path.stat().st_size} bytes)")
+    print(f"testbench arguments: load {paths['params']} infer {paths['in']} {paths['golden']} hls_out_beats.bin")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,11 +1,15 @@
 """Generate the HLS C++ header of one artifact: ``<export>/hls/bnnflow_params.h``.
 
 The header holds everything network-specific -- typed ``constexpr`` layer
-configuration, the weight and threshold memories, and ``bnnflow::network()``
-chaining the engine templates of ``hls/`` -- so ``hls/bnn_top.cpp`` is the same
-for every network. All data comes from the artifact's decoded views
-(:meth:`Artifact.weight_lanes`, :meth:`Artifact.folded_thresholds`) and
-:func:`bnnflow.packing.words_to_int`; the bit layout is not restated here.
+configuration, the accelerator interface's numbers (beat widths, signature,
+modes, status bits, from :mod:`bnnflow.accel`), the writable weight and
+threshold memories, ``bnnflow::infer()`` (the DATAFLOW chain of the engine
+templates of ``hls/``) and ``bnnflow::load_parameters()`` (the parameter
+stream, segment by segment) -- so ``hls/bnn_top.cpp`` is the same for every
+network. All data comes from the artifact's decoded views
+(:meth:`Artifact.weight_lanes`, :meth:`Artifact.folded_thresholds`),
+:func:`bnnflow.packing.words_to_int` and :mod:`bnnflow.accel`; the bit layout
+is not restated here.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from . import accel
 from . import artifact as art
 from . import packing
 from .folding import FoldingError
@@ -46,8 +51,17 @@ def word_widths(layer: art.LayerSpec) -> list[tuple[str, str, int]]:
 
 
 def widest_word(layers: list[art.LayerSpec]) -> int:
-    """The widest ap_uint of the generated design."""
-    return max(bits for layer in layers for _, _, bits in word_widths(layer))
+    """The widest ap_uint of the generated design.
+
+    Besides the stream words, the top's adapters hold a word as whole beats
+    (``beats_per_word * beat_bits``, docs/ACCEL.md): a 3136-bit word sits in
+    a 4096-bit register of four 1024-bit beats. The load path never holds a
+    whole memory word (bnn_load.hpp), only beats and fields.
+    """
+    first, last = layers[0], layers[-1]
+    adapters = [accel.Stream(first.in_stream_bits, first.sf), accel.Stream(last.out_stream_bits, last.nf)]
+    return max([bits for layer in layers for _, _, bits in word_widths(layer)]
+               + [s.beats_per_word * s.beat_bits for s in adapters])
 
 
 def check_widths(layers: list[art.LayerSpec]) -> None:
@@ -89,10 +103,9 @@ def _array_2d(values: list[str], rows: int, cols: int, indent: str = "    ") -> 
     return "{\n" + indent + (",\n" + indent).join(body) + "\n" + indent[:-2] + "}"
 
 
-def _layer_block(artifact: art.Artifact, k: int) -> tuple[str, str]:
-    """(declarations, partition pragmas) of layer ``k``."""
-    layer = artifact.layers[k]
-    name = f"L{k}"
+def _layer_config(layer: art.LayerSpec) -> str:
+    """The ``Lk`` struct of ``static constexpr`` values of one layer."""
+    name = f"L{layer.index}"
     cfg = [
         ("MW", layer.in_features, "real inputs"),
         ("MW_PAD", layer.in_features_padded, "inputs padded to a multiple of SIMD"),
@@ -109,7 +122,7 @@ def _layer_block(artifact: art.Artifact, k: int) -> tuple[str, str]:
         ("OUT_BITS", layer.output_bits, "bits per output element"),
     ]
     width = max(len(n) for n, _, _ in cfg)
-    lines = [f"/// Layer {k}: {layer.kind}, {layer.in_features} -> {layer.out_features} "
+    lines = [f"/// Layer {layer.index}: {layer.kind}, {layer.in_features} -> {layer.out_features} "
              f"(PE={layer.pe}, SIMD={layer.simd}, {layer.cycles_per_vector} cycles per vector)",
              f"struct {name} {{"]
     for key, value, doc in cfg:
@@ -117,23 +130,37 @@ def _layer_block(artifact: art.Artifact, k: int) -> tuple[str, str]:
     lines.append(f"  static constexpr bool {'OUT_SIGNED'.ljust(width - 2)} = {'true' if layer.output_signed else 'false'};"
                  "  // scores are two's complement")
     lines.append("};")
+    return "\n".join(lines)
 
+
+def _layer_memories(artifact: art.Artifact, k: int) -> str:
+    """Layer ``k``'s weight and threshold memories: writable arrays whose initializers are the exported values."""
+    layer = artifact.layers[k]
+    name = f"L{k}"
     lanes = artifact.weight_lanes(k)                      # (PE, NF*SF, SIMD) bits
     words = packing.words_to_int(lanes, 1)                # PE * depth ints, row-major
     literals = [_weight_literal(w, layer.simd) for w in words]
-    lines.append(f"/// weights[p][nf*SF + sf]: neuron nf*PE + p, synapses sf*SIMD + j in bit j.")
-    lines.append(f"static const ap_uint<{name}::SIMD> {name}_weights[{name}::PE][{name}::NF * {name}::SF] = "
-                 + _array_2d(literals, layer.pe, layer.weight_depth) + ";")
-    pragmas = [f"#pragma HLS ARRAY_PARTITION variable={name}_weights complete dim=1"]
-
+    lines = [f"/// Layer {k} weights[p][nf*SF + sf]: neuron nf*PE + p, synapses sf*SIMD + j in bit j.",
+             f"ap_uint<{name}::SIMD> {name}_weights[{name}::PE][{name}::NF * {name}::SF] = "
+             + _array_2d(literals, layer.pe, layer.weight_depth) + ";"]
     folded = artifact.folded_thresholds(k)                # (PE, NF) or None
     if folded is not None:
         values = [str(int(v)) for v in folded.reshape(-1).tolist()]
-        lines.append(f"/// m_thresholds[p][nf]: neuron nf*PE + p; output bit = acc >= threshold.")
-        lines.append(f"static const bnn::ThresholdActivation<{name}::PE, {name}::NF, {name}::T_BITS> "
+        lines.append(f"/// Layer {k} m_thresholds[p][nf]: neuron nf*PE + p; output bit = acc >= threshold.")
+        lines.append(f"bnn::ThresholdActivation<{name}::PE, {name}::NF, {name}::T_BITS> "
                      f"{name}_thresholds = {{" + _array_2d(values, layer.pe, layer.nf, "      ") + "};")
-        pragmas.append(f"#pragma HLS ARRAY_PARTITION variable={name}_thresholds.m_thresholds complete dim=1")
-    return "\n".join(lines), "\n".join(pragmas)
+    return "\n".join(lines)
+
+
+def _partition_pragmas(layers: list[art.LayerSpec]) -> list[str]:
+    """One memory per PE: the weight and threshold arrays split along their first dimension."""
+    pragmas = []
+    for layer in layers:
+        pragmas.append(f"#pragma HLS ARRAY_PARTITION variable=L{layer.index}_weights complete dim=1")
+        if layer.thresholds is not None:
+            pragmas.append(f"#pragma HLS ARRAY_PARTITION variable=L{layer.index}_thresholds.m_thresholds "
+                           "complete dim=1")
+    return pragmas
 
 
 def _engine_call(layer: art.LayerSpec, name: str, src: str, dst: str) -> str:
@@ -149,7 +176,8 @@ def _engine_call(layer: art.LayerSpec, name: str, src: str, dst: str) -> str:
     raise art.ArtifactError(f"layer {layer.index}: no HLS engine for kind {layer.kind!r}")
 
 
-def _network_function(artifact: art.Artifact, pragmas: list[str]) -> str:
+def _infer_function(artifact: art.Artifact) -> str:
+    """``infer()``: the DATAFLOW region of infer mode, one process per adapter, layer and repacker."""
     layers = artifact.layers
     decls: list[str] = []
     calls: list[str] = []
@@ -164,7 +192,7 @@ def _network_function(artifact: art.Artifact, pragmas: list[str]) -> str:
     processes = 2 + len(layers) + sum(1 for a, b in zip(layers, layers[1:]) if _needs_repack(a, b))
     stream("s_last", 1, depth=4 * processes)
     stream("s_in", layers[0].in_stream_bits)
-    calls.append(f"  bnn::axis_to_stream<kInWordBits, kInWords>(in, s_in, s_last, reps);")
+    calls.append("  bnn::beats_to_words<kInBeatBits, kInWordBits, kInWords>(in, s_in, s_last, format_error, reps);")
     src = "s_in"
     for k, layer in enumerate(layers):
         name = f"L{k}"
@@ -180,22 +208,74 @@ def _network_function(artifact: art.Artifact, pragmas: list[str]) -> str:
                 calls.append(f"  bnn::repack<L{k}::PE, L{k}::MH, L{k + 1}::SIMD, L{k + 1}::MW_PAD, L{k}::OUT_BITS>"
                              f"({src}, {dst}, reps);")
                 src = dst
-    calls.append(f"  bnn::stream_to_axis<kOutWordBits, kOutWords>({src}, s_last, out, reps);")
+    calls.append(f"  bnn::words_to_beats<kOutBeatBits, kOutWordBits, kOutWords>({src}, s_last, out, reps);")
     return "\n".join([
         "/**",
-        " * \\brief The network: AXI adapter -> layers (with repackers between them) -> AXI adapter.",
-        " *        Inlined into bnnflow_top's DATAFLOW region, so each call is one process.",
-        " * \\param in   input beats, kInWords per image",
-        " * \\param out  score beats, kOutWords per image",
-        " * \\param reps number of images",
+        " * \\brief Infer mode: beats -> words -> layers (repackers between them) -> words -> beats,",
+        " *        one DATAFLOW region; each call is one concurrent process.",
+        " *",
+        " * The memory partitioning is stated here, once: it is a property of the arrays, so",
+        " * load_parameters() writes the same per-PE memories the engines read.",
+        " * \\param in           input beats, kInWords * kInBeatsPerWord per image",
+        " * \\param out          score beats, kOutWords * kOutBeatsPerWord per image",
+        " * \\param reps         number of images (at least 1)",
+        " * \\param format_error 1 when an input beat had a TKEEP bit clear or a padding bit set",
         " */",
-        "inline void network(hls::stream<InBeat> &in, hls::stream<OutBeat> &out, unsigned reps) {",
-        "#pragma HLS INLINE",
-        *pragmas,
+        "void infer(hls::stream<InBeat> &in, hls::stream<OutBeat> &out, unsigned reps, ap_uint<1> &format_error) {",
+        "#pragma HLS INLINE off",
+        "#pragma HLS DATAFLOW",
+        *_partition_pragmas(layers),
         *decls,
         *calls,
         "}",
     ])
+
+
+def _segment_memory(segment: accel.ParamSegment) -> tuple[str, str, str]:
+    """(C++ array, field bits, depth) of one parameter-stream segment (accel.param_segments)."""
+    name = f"L{segment.layer}"
+    if segment.memory == "weights":
+        return f"{name}_weights", f"{name}::SIMD", f"{name}::NF * {name}::SF"
+    if segment.memory == "thresholds":
+        return f"{name}_thresholds.m_thresholds", f"{name}::T_BITS", f"{name}::NF"
+    raise art.ArtifactError(f"layer {segment.layer}: no HLS memory for parameter segment {segment.memory!r}")
+
+
+def _load_function(artifact: art.Artifact) -> str:
+    """``load_parameters()``: the parameter stream's segments, in bnnflow.accel's order, into the memories."""
+    segments = accel.param_segments(artifact)
+    calls = []
+    for i, segment in enumerate(segments):
+        array, field_bits, depth = _segment_memory(segment)
+        last = "true" if i + 1 == len(segments) else "false"
+        calls.append(f"  bnn::load_memory<kInBeatBits, L{segment.layer}::PE, {field_bits}, {depth}>"
+                     f"(in, {array}, {last}, fe, le);  // {segment.words} x {segment.beats_per_word} beat(s)")
+    return "\n".join([
+        "/**",
+        " * \\brief Load mode: read the parameter stream (kParamBeats beats, docs/ACCEL.md) into the",
+        " *        weight and threshold memories, memory after memory in bnnflow.accel.param_segments order.",
+        " * \\param in           the parameter stream",
+        " * \\param format_error 1 when a beat had a TKEEP bit clear or a padding bit set",
+        " * \\param length_error 1 when TLAST was not exactly on the last of the kParamBeats beats",
+        " */",
+        "void load_parameters(hls::stream<InBeat> &in, ap_uint<1> &format_error, ap_uint<1> &length_error) {",
+        "#pragma HLS INLINE off",
+        "  ap_uint<1> fe = 0, le = 0;",
+        *calls,
+        "  format_error = fe;",
+        "  length_error = le;",
+        "}",
+    ])
+
+
+def _param_beats_check(artifact: art.Artifact) -> list[str]:
+    """A static_assert that the generated load path consumes exactly accel.param_beats beats."""
+    terms = []
+    for segment in accel.param_segments(artifact):
+        _array, field_bits, depth = _segment_memory(segment)
+        terms.append(f"bnn::beats_for(L{segment.layer}::PE * {field_bits}, kInBeatBits) * {depth}")
+    return ["static_assert(" + " +\n                  ".join(terms) + " == kParamBeats,",
+            "              \"the load path's segments must add up to the parameter stream of bnnflow.accel\");"]
 
 
 def _needs_repack(a: art.LayerSpec, b: art.LayerSpec) -> bool:
@@ -208,18 +288,17 @@ def render_header(artifact: art.Artifact) -> str:
     layers = artifact.layers
     check_widths(layers)
     first, last = layers[0], layers[-1]
+    instream, outstream = accel.input_stream(artifact), accel.output_stream(artifact)
     name = str(artifact.network.get("name", "bnnflow"))
     widest = widest_word(layers)
-    blocks, pragmas = [], []
-    for k in range(len(layers)):
-        block, pragma = _layer_block(artifact, k)
-        blocks.append(block)
-        pragmas.append(pragma)
     c_name = name.replace("\\", "\\\\").replace('"', '\\"')
     top = [
         f"// bnnflow_params.h -- generated by bnnflow.hlsgen for network \"{c_name}\".",
-        "// Do not edit: re-run `bnnflow export`. Bit layout: docs/ARTIFACT.md; engines: hls/*.hpp;",
-        "// how to build and simulate: docs/HLS.md.",
+        "// Do not edit: re-run `bnnflow export`. Bit layout: docs/ARTIFACT.md; interface: docs/ACCEL.md;",
+        "// engines: hls/*.hpp; how to build and simulate: docs/HLS.md.",
+        "//",
+        "// Guards: BNNFLOW_INTERFACE_ONLY keeps the constants and types (the testbench);",
+        "// BNNFLOW_DATA_ONLY also keeps the memories, without infer()/load_parameters().",
         "#ifndef BNNFLOW_PARAMS_H",
         "#define BNNFLOW_PARAMS_H",
         "",
@@ -228,6 +307,7 @@ def render_header(artifact: art.Artifact) -> str:
         "#include <hls_stream.h>",
         "",
         "#include \"bnn_axis.hpp\"",
+        "#include \"bnn_load.hpp\"",
         "#include \"bnn_mvtu.hpp\"",
         "#include \"bnn_streams.hpp\"",
         "",
@@ -245,7 +325,7 @@ def render_header(artifact: art.Artifact) -> str:
         f"constexpr unsigned kNumClasses = {artifact.num_classes};",
         f"constexpr unsigned kNumLayers = {len(layers)};",
         "",
-        "// -- top-level streams (docs/ARTIFACT.md, \"Streams\") --",
+        "// -- engine words at the top (docs/ARTIFACT.md, \"Streams\") --",
         f"constexpr unsigned kInSimd = {first.simd};  // image elements per input word",
         f"constexpr unsigned kInWords = {first.sf};  // input words per image",
         f"constexpr unsigned kInWordBits = {first.in_stream_bits};  // kInSimd * kInputBits",
@@ -254,20 +334,54 @@ def render_header(artifact: art.Artifact) -> str:
         f"constexpr unsigned kOutBits = {last.output_bits};  // bits per score",
         f"constexpr bool kOutSigned = {'true' if last.output_signed else 'false'};  // two's complement scores",
         f"constexpr unsigned kOutWordBits = {last.out_stream_bits};  // kOutPe * kOutBits",
-        "typedef bnn::AxisWord<kInWordBits> InBeat;",
-        "typedef bnn::AxisWord<kOutWordBits> OutBeat;",
         "",
-        "// -- golden vectors, relative to the export folder (the testbench's defaults) --",
-        "constexpr const char *kImagesFile = \"vectors/images.bin\";",
-        "constexpr const char *kScoresFile = \"vectors/scores.bin\";",
+        "// -- the accelerator interface (bnnflow.accel, docs/ACCEL.md) --",
+        f"constexpr unsigned kInterfaceVersion = {accel.INTERFACE_VERSION};",
+        f"constexpr unsigned kSignature = 0x{accel.signature(artifact):08x}u;  // the hardware signature",
+        f"constexpr unsigned kInBeatBits = {instream.beat_bits};  // TDATA of the input stream",
+        f"constexpr unsigned kInBeatsPerWord = {instream.beats_per_word};  // beats of one input word",
+        f"constexpr unsigned kOutBeatBits = {outstream.beat_bits};  // TDATA of the output stream",
+        f"constexpr unsigned kOutBeatsPerWord = {outstream.beats_per_word};  // beats of one output word",
+        f"constexpr unsigned kParamBeats = {accel.param_beats(artifact)};  // beats of the parameter stream (load mode)",
+        f"constexpr unsigned kModeInfer = {accel.MODE_INFER};",
+        f"constexpr unsigned kModeLoad = {accel.MODE_LOAD};",
+        f"constexpr unsigned kStatusFormatError = {accel.STATUS_FORMAT_ERROR};  // TKEEP bit clear or padding bit set",
+        f"constexpr unsigned kStatusLoadLengthError = {accel.STATUS_LOAD_LENGTH_ERROR};  // TLAST not on the last "
+        "parameter beat",
+        f"constexpr unsigned kStatusBadMode = {accel.STATUS_BAD_MODE};  // unknown mode, nothing done",
+        "static_assert(kInBeatsPerWord == bnn::beats_for(kInWordBits, kInBeatBits), \"input beats per word\");",
+        "static_assert(kOutBeatsPerWord == bnn::beats_for(kOutWordBits, kOutBeatBits), \"output beats per word\");",
+        "typedef bnn::AxisWord<kInBeatBits> InBeat;",
+        "typedef bnn::AxisWord<kOutBeatBits> OutBeat;",
         "",
+        "// -- layers --",
+        "\n\n".join(_layer_config(layer) for layer in layers),
+        "",
+        *_param_beats_check(artifact),
+        "",
+        "// Everything below holds or uses the memories: one translation unit (the top) includes it.",
+        "#ifndef BNNFLOW_INTERFACE_ONLY",
+        "",
+        "// -- memories: writable (load mode replaces them); the initializers are the power-on parameters --",
+        "\n\n".join(_layer_memories(artifact, k) for k in range(len(layers))),
+        "",
+        "// BNNFLOW_DATA_ONLY leaves out the functions (and so every engine instantiation):",
+        "// tools that only read the memories (hlsflow.read_back_weights) compile in seconds.",
+        "#ifndef BNNFLOW_DATA_ONLY",
+        "",
+        _infer_function(artifact),
+        "",
+        _load_function(artifact),
+        "",
+        "#endif  // BNNFLOW_DATA_ONLY",
+        "#endif  // BNNFLOW_INTERFACE_ONLY",
+        "",
+        "}  // namespace bnnflow",
+        "",
+        "#endif  // BNNFLOW_PARAMS_H",
         "",
     ]
-    body = "\n\n".join(blocks)
-    # BNNFLOW_DATA_ONLY leaves out network() (and so every engine instantiation):
-    # tools that only read the memories (hlsflow.read_back_weights) compile in seconds.
-    return "\n".join(top) + body + "\n\n#ifndef BNNFLOW_DATA_ONLY\n" + _network_function(artifact, pragmas) + \
-        "\n#endif  // BNNFLOW_DATA_ONLY\n\n}  // namespace bnnflow\n\n#endif  // BNNFLOW_PARAMS_H\n"
+    return "\n".join(top)
 
 
 def _max_width_lines(widest: int) -> list[str]:

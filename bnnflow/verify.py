@@ -5,13 +5,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from . import artifact as art
+from .extras import require
 from .golden import GoldenModel, argmax_lowest
 from .writer import read_vectors
+
+if TYPE_CHECKING:
+    import torch
+
+#: Every level is compared with the trained torch model, so verify needs torch (the ``train`` extra).
+PURPOSE = "bnnflow verify (compares every level with the trained torch model)"
 
 LEVELS = ("golden", "rtl", "hls", "board-sim")
 
@@ -26,7 +33,8 @@ class LevelResult:
 
 
 def torch_scores(run_dir: Path, images: np.ndarray) -> np.ndarray:
-    """Torch's integer scores (N, C) of ``images`` for the run's model."""
+    """Torch's integer scores (N, C) of ``images`` for the run's model (needs the ``train`` extra)."""
+    require("torch", "train", PURPOSE)
     from .model.train import load_run
 
     _, model = load_run(run_dir)
@@ -37,6 +45,7 @@ def _model_scores(model: torch.nn.Module, run: Path, images: np.ndarray) -> np.n
     if not hasattr(model, "scores"):
         raise ValueError(f"{run}: a {type(model).__name__} has no integer scores to verify "
                          f"(only --method bnn MLPs export to hardware)")
+    torch = require("torch", "train", PURPOSE)
     with torch.no_grad():
         return model.scores(torch.from_numpy(images.astype(np.float32))).numpy().astype(np.int64)
 
@@ -59,9 +68,15 @@ def run_level(level: str, artifact: art.Artifact, images: np.ndarray, sim: str) 
     if level == "golden":
         return LevelResult(level, GoldenModel(artifact).scores(images), time.perf_counter() - started)
     if level == "rtl":
-        from .sim.network import run_network
+        # Verilator: the compiled bulk harness (no Python per clock cycle); Icarus: the cocotb testbench
+        if sim == "verilator":
+            from .sim.bulk import run_bulk
 
-        result = run_network(artifact, images, sim=sim)
+            result = run_bulk(artifact, images)
+        else:
+            from .sim.network import run_network
+
+            result = run_network(artifact, images, sim=sim)
         return LevelResult(f"rtl ({sim})", np.asarray(result.scores), time.perf_counter() - started,
                            result.cycles_per_image, result.model_cycles)
     if level == "hls":
@@ -70,16 +85,15 @@ def run_level(level: str, artifact: art.Artifact, images: np.ndarray, sim: str) 
         result = run_csim(artifact, limit=len(images))
         return LevelResult("hls (csim)", np.asarray(result.scores), time.perf_counter() - started)
     if level == "board-sim":
-        # The PYNQ board driver (Overlay, DefaultIP registers, allocate, AXI DMA)
-        # against a simulated pynq.Device whose engine is the RTL simulation.
+        # The PYNQ board driver (Overlay, DefaultIP registers, allocate, AXI DMA) against a
+        # simulated pynq.Device whose accelerator is the generated bnnflow_accel, co-simulated:
+        # the signature check, the register protocol and the DMA beats all reach the RTL.
         from .host import BnnDriver
-        from .sim.network import run_network
+        from .sim.board_cosim import RtlCosim
 
-        def rtl_engine(batch: np.ndarray) -> np.ndarray:
-            return run_network(artifact, batch.astype(np.uint8), sim=sim).scores
-
-        driver = BnnDriver(artifact, backend="board-sim", engine=rtl_engine)
-        return LevelResult(f"board-sim ({sim})", driver.scores(images), time.perf_counter() - started)
+        with BnnDriver(artifact, backend="board-sim", engine=RtlCosim(sim=sim)) as driver:
+            scores = driver.scores(images)
+        return LevelResult(f"board-sim ({sim})", scores, time.perf_counter() - started)
     raise ValueError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
 
 

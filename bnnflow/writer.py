@@ -157,7 +157,15 @@ def _write_all(out: Path, network: dict[str, Any], layers: list[LayerData], fold
 
         manifest["hls"] = hlsgen.write_hls(artifact, out)
     _finish_manifest(out, manifest)
-    art.load(out)   # the staged export must load before it replaces anything
+    artifact = art.load(out)   # the staged export must load before it replaces anything
+    if "hls" in generate and vectors is not None:
+        # the Vitis testbench's DMA buffers (docs/HLS.md), made from the vectors just written
+        from .hlsflow import write_tb_files
+
+        files = write_tb_files(artifact, out / "hls" / "tb")
+        manifest["hls"]["tb"] = [path.relative_to(out).as_posix() for path in files.values()]
+        _finish_manifest(out, manifest)
+        art.load(out)
 
 
 def hardware_section(specs: list[art.LayerSpec]) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 /**
  * \file bnn_top.hpp
- * \brief Declaration of the network top, shared by bnn_top.cpp and the
- *        testbench. The network itself (configuration, weights, thresholds,
- *        the chain of engines) comes from the header bnnflow generates for an
- *        artifact, `<export>/hls/bnnflow_params.h`: put `<export>/hls` on the
- *        include path (docs/HLS.md).
+ * \brief Declaration of the accelerator top, shared by bnn_top.cpp and the
+ *        testbench. The network itself (configuration, memories, the chain of
+ *        engines, the load path) comes from the header bnnflow generates for
+ *        an artifact, `<export>/hls/bnnflow_params.h`: put `<export>/hls` on
+ *        the include path (docs/HLS.md). The interface is docs/ACCEL.md.
  */
 #ifndef BNN_TOP_HPP
 #define BNN_TOP_HPP
@@ -12,14 +12,18 @@
 #include "bnnflow_params.h"
 
 /**
- * \brief The whole network as one AXI4-Stream IP.
+ * \brief The whole network as one IP: two AXI4-Streams and an AXI4-Lite slave.
  *
- * \param in   input images: SF words of the first layer per image, SIMD
- *             elements of input_bits per word (docs/ARTIFACT.md, "Streams")
- * \param out  scores: NF words of the last layer per image, PE two's-complement
- *             scores per word; TLAST follows the input's TLAST per vector
- * \param reps number of images to process
+ * \param in        input beats: images (infer mode, SF words of the first layer per image) or the
+ *                  parameter stream (load mode); kInBeatBits of TDATA (docs/ACCEL.md, "Streams")
+ * \param out       score beats (infer mode): NF words of the last layer per image, kOutBeatBits of
+ *                  TDATA; TLAST follows the input's TLAST per image
+ * \param reps      images of an infer run (0: consume nothing, only report)
+ * \param mode      kModeInfer or kModeLoad; anything else sets kStatusBadMode and does nothing
+ * \param signature written with kSignature by every run (the build's hardware signature)
+ * \param status    written with the kStatus* bits of this run by every run
  */
-void bnnflow_top(hls::stream<bnnflow::InBeat> &in, hls::stream<bnnflow::OutBeat> &out, unsigned reps);
+void bnnflow_top(hls::stream<bnnflow::InBeat> &in, hls::stream<bnnflow::OutBeat> &out, unsigned reps, unsigned mode,
+                 unsigned *signature, unsigned *status);
 
 #endif  // BNN_TOP_HPP

@@ -6,9 +6,15 @@
 # <export_dir> is the folder `bnnflow export` wrote (default: runs/demo/export
 # of this checkout); steps is a comma list of csim,csynth,cosim,export
 # (default: all four). The generated header <export_dir>/hls/bnnflow_params.h
-# reaches the sources through -I; the testbench reads the golden vectors of
-# <export_dir>/vectors and returns non-zero on any mismatch, which fails
-# csim_design / cosim_design. See docs/HLS.md.
+# reaches the sources through -I. The testbench reads the DMA buffers that
+#
+#   python -m bnnflow.hlsflow <export_dir>
+#
+# writes into <export_dir>/hls/tb (the export's parameter stream, its golden
+# images as input beats, their scores as output beats): it loads the
+# parameters (load mode), infers, checks the status and signature registers,
+# and returns non-zero on any mismatch, which fails csim_design /
+# cosim_design. See docs/HLS.md.
 
 set hls_dir [file dirname [file normalize [info script]]]
 if {[llength $argv] >= 1} {
@@ -28,10 +34,18 @@ if {![file exists $header]} {
     exit 1
 }
 
+foreach tb_file [list $export_dir/hls/tb/params.bin $export_dir/hls/tb/in_beats.bin $export_dir/hls/tb/out_beats.bin] {
+    if {![file exists $tb_file]} {
+        puts stderr "run_hls.tcl: $tb_file not found; run `python -m bnnflow.hlsflow $export_dir` first"
+        exit 1
+    }
+}
+
 set part xc7z020clg400-1
 set period 10
 set cflags "-std=c++14 -I$hls_dir -I$export_dir/hls"
-set tb_argv "$export_dir/vectors/images.bin $export_dir/vectors/scores.bin hls_scores.bin"
+# testbench steps (bnn_tb.cpp): load the export's parameters, then infer its golden images
+set tb_argv "load $export_dir/hls/tb/params.bin infer $export_dir/hls/tb/in_beats.bin $export_dir/hls/tb/out_beats.bin hls_out_beats.bin"
 
 open_project -reset bnnflow_hls
 set_top bnnflow_top

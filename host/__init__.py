@@ -4,10 +4,10 @@
 what it needs when it is constructed. See docs/DRIVER.md.
 """
 
-from .backend_board import BoardError, BoardNotFoundError
+from .backend_board import BoardError, BoardNotFoundError, SignatureMismatchError
 from .backend_rtl import RtlUnavailableError
 from .driver import BACKENDS, BnnDriver
 from .result import BackendResult, BatchTiming
 
 __all__ = ["BACKENDS", "BackendResult", "BatchTiming", "BnnDriver", "BoardError", "BoardNotFoundError",
-           "RtlUnavailableError"]
+           "RtlUnavailableError", "SignatureMismatchError"]

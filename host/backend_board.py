@@ -1,41 +1,55 @@
 """The ``board`` backend: the accelerator in the FPGA of a PYNQ board.
 
 Built on the PYNQ API: ``pynq.Overlay`` loads the bitstream and binds
-:class:`~bnnflow.host.accel_ip.BnnflowAccel` to the HLS IP, ``pynq.allocate``
-gives the DMA buffers and the AXI DMA driver moves them. pynq is imported only
-when this backend is constructed, so ``import bnnflow.host`` needs no pynq.
+:class:`~bnnflow.host.accel_ip.BnnflowAccel` to the accelerator IP (HLS or
+Verilog engine), ``pynq.allocate`` gives the DMA buffers and the AXI DMA
+driver moves them. pynq is imported only when this backend is constructed,
+so ``import bnnflow.host`` needs no pynq.
+
+The interface is docs/ACCEL.md's: DMA-ready beat streams (``bnnflow.accel``
+fixes the buffer layout), a register map with ``reps``, ``mode``,
+``signature`` and ``status``, and a load mode that takes new parameters
+through the input DMA. At construction the backend reads the bitstream's
+hardware signature and refuses an export of another signature.
 
 One run of a chunk of images (docs/DRIVER.md has the full protocol):
 pack the images into the send buffer, start the S2MM (receive) channel,
-write ``reps`` and ap_start, start the MM2S (send) channel, wait for both
-channels and ap_done, unpack the scores.
+write ``reps``, ``mode`` and ap_start, start the MM2S (send) channel, wait for
+both channels and ap_done, check STATUS, unpack the scores. Packing and
+unpacking are vectorized numpy (``bnnflow.packing.pack_vectors``/
+``unpack_vectors``) and timed apart from the transfer, so
+``BnnDriver.throughput_test`` can tell the host's share from the
+accelerator's.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bnnflow import accel
 from bnnflow import artifact as art
 
 from . import dma_layout
 from . import options as opt
 from .result import BackendResult
 
-DEFAULT_ACCEL = "bnnflow_top_0"
 DEFAULT_DMA = "axi_dma_0"
 #: What pynq's AXI DMA driver assumes when the .hwh gives no c_sg_length_width.
 DEFAULT_MAX_TRANSFER = (1 << 26) - 1
 
 #: The keyword options of ``BnnDriver(..., backend="board")``.
-BOARD_OPTIONS = ("bitfile", "overlay", "accel_name", "dma_name", "in_word_bytes", "out_word_bytes", "timeout_s",
-                 "max_batch")
+BOARD_OPTIONS = ("bitfile", "overlay", "accel_name", "dma_name", "timeout_s", "max_batch")
 #: ``board-sim`` brings its own overlay, so it takes no ``bitfile``/``overlay``, but a device configuration.
-SIM_OPTIONS = ("engine", "dma_data_width", "length_width", "in_word_bytes", "out_word_bytes", "accel_name",
-               "dma_name", "timeout_s", "max_batch")
+SIM_OPTIONS = ("engine", "dma_data_width", "length_width", "accel_name", "dma_name", "timeout_s", "max_batch")
+#: The AXI DMA's stream widths in the .hwh (PG021 parameter names), checked against the accelerator's beats.
+DMA_STREAM_WIDTHS = (("c_m_axis_mm2s_tdata_width", "input", "MM2S"), ("c_s_axis_s2mm_tdata_width", "output", "S2MM"))
 
 
 class BoardNotFoundError(RuntimeError):
@@ -46,13 +60,25 @@ class BoardError(RuntimeError):
     """The board answered, but not as the artifact says it should."""
 
 
+class SignatureMismatchError(BoardError):
+    """The accelerator is built for another hardware signature than the export (docs/ACCEL.md).
+
+    Raised on every backend by ``BnnDriver.load`` for an export of another
+    signature, and by the board backends at construction when the bitstream
+    reports another signature than the export's.
+    """
+
+
 def import_pynq():
     try:
         import pynq
     except ImportError as exc:
         raise BoardNotFoundError(
-            f"the board backend needs pynq, which cannot be imported ({exc}); on the board install it with "
-            "`pip install 'bnnflow[board]'`; elsewhere use backend='golden' or 'rtl'") from exc
+            f"the board backend needs pynq, which cannot be imported ({exc}). A PYNQ board image has pynq "
+            "in its own Python environment: run as root inside it (`sudo -s`, then `source "
+            "/etc/profile.d/pynq_venv.sh`; Jupyter on the board already is) and install bnnflow there with "
+            "`pip3 install --no-deps bnnflow-*.whl` (README: On the board). On a host (board-sim): "
+            "`pip install 'bnnflow[board]'`; or use backend='golden' or 'rtl'") from exc
     return pynq
 
 
@@ -68,13 +94,22 @@ def probe_board(pynq):
 
 
 def resolve_bitfile(artifact: art.Artifact, bitfile: str | Path | None) -> Path:
-    """The bitstream to load: ``bitfile``, else the manifest's ``board.bitfile``."""
+    """The bitstream to load: ``bitfile``; else the manifest's ``board.bitfile``; else the one
+    ``bnnflow-<board>-<engine>.bit`` that ``make bitstream`` wrote beside the export."""
     if bitfile is None:
         rel = artifact.manifest.get("board", {}).get("bitfile")
-        if rel is None:
-            raise BoardError("no bitstream given: pass bitfile='path/to/bnnflow.bit' "
-                             "(with its .hwh of the same name beside it)")
-        bitfile = artifact.root / rel
+        if rel is not None:
+            bitfile = artifact.root / rel
+        else:
+            found = sorted(artifact.root.resolve().parent.glob("bnnflow-*.bit"))
+            if len(found) > 1:
+                raise BoardError(f"several bitstreams beside the export ({', '.join(p.name for p in found)}): "
+                                 "pass bitfile= to choose one")
+            if not found:
+                raise BoardError(f"no bitstream given and none beside the export (bnnflow-*.bit in "
+                                 f"{artifact.root.resolve().parent}): pass bitfile='path/to/bnnflow.bit' (with its "
+                                 ".hwh of the same name beside it), or build one with `make bitstream RUN=...`")
+            bitfile = found[0]
     path = Path(bitfile)
     if not path.is_file():
         raise BoardError(f"{path}: bitstream not found")
@@ -84,16 +119,59 @@ def resolve_bitfile(artifact: art.Artifact, bitfile: str | Path | None) -> Path:
     return path
 
 
+def signature_file(bitfile: str | Path) -> Path:
+    """``<bitfile stem>.signature.json``: what the build wrote beside the bitstream (bnnflow.vivado.write_build)."""
+    return Path(bitfile).with_suffix(".signature.json")
+
+
+def signature_mismatch(built: int, artifact: art.Artifact, bitfile: str | Path | None = None,
+                       built_description: dict[str, Any] | None = None, what: str | None = None) -> str:
+    """Why an accelerator of signature ``built`` cannot run ``artifact``, naming the differing fields.
+
+    The fields come from ``built_description`` if given, else from the
+    ``.signature.json`` beside ``bitfile`` when there is one and it belongs to
+    this signature; without either the message names both signatures only.
+    """
+    wanted = artifact.manifest["hardware"]["description"]
+    source = what or (f"the bitstream {bitfile}" if bitfile else "the accelerator")
+    text = (f"{source} is built for hardware signature 0x{built:08x}, the export {artifact.root} has "
+            f"0x{artifact.signature:08x}")
+    if built_description is not None:
+        text += f" ({accel.describe_difference(built_description, wanted)})"
+    elif bitfile is not None:
+        sidecar = signature_file(bitfile)
+        try:
+            data = json.loads(sidecar.read_text()) if sidecar.is_file() else None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            text += f"; {sidecar} cannot be read ({exc})"
+        else:
+            if data is None:
+                text += f"; no {sidecar.name} beside the bitstream names the differing fields"
+            elif data.get("signature") != f"0x{built:08x}" or not isinstance(data.get("description"), dict):
+                text += (f"; {sidecar} describes signature {data.get('signature')!r}, not the bitstream's: it "
+                         "belongs to another build")
+            else:
+                text += f" ({accel.describe_difference(data['description'], wanted)}; from {sidecar.name})"
+    return (text + ". A bitstream runs the exports of its own signature (same topology, folding and bit widths, "
+            "docs/ACCEL.md): build one for this export, or use the export it was built for")
+
+
 class BoardBackend:
-    """Scores from the FPGA, through an overlay with ``bnnflow_top`` and an AXI DMA."""
+    """Scores from the FPGA, through an overlay with a bnnflow accelerator and an AXI DMA."""
 
     name = "board"
     OPTIONS = BOARD_OPTIONS
+    #: What each run measures besides its total time, summed over its DMA transfers (BackendResult.details):
+    #: ``pack_seconds``: images -> bytes in the send buffer (dma_layout.pack_images and the copy into it);
+    #: ``transfer_seconds``: start of the receive channel to the checked receive length -- the DMA both
+    #: ways, the engine, pynq's cache flush/invalidate of the buffers and the polling;
+    #: ``unpack_seconds``: receive buffer -> scores (dma_layout.unpack_scores).
+    SECONDS = ("pack_seconds", "transfer_seconds", "unpack_seconds")
 
     @staticmethod
     def check_options(accel_name, dma_name, timeout_s, max_batch) -> None:
         """Type and range of the options every board backend has (before pynq is touched)."""
-        opt.check_name("accel_name", accel_name)
+        opt.check_name("accel_name", accel_name, none_ok=True)
         opt.check_name("dma_name", dma_name)
         opt.check_number("timeout_s", timeout_s, low=0, low_open=True)
         opt.check_int("max_batch", max_batch, minimum=1, none_ok=True)
@@ -103,17 +181,17 @@ class BoardBackend:
         artifact: art.Artifact,
         bitfile: str | Path | None = None,
         overlay=None,
-        accel_name: str = DEFAULT_ACCEL,
+        accel_name: str | None = None,
         dma_name: str = DEFAULT_DMA,
-        in_word_bytes: int | None = None,
-        out_word_bytes: int | None = None,
         timeout_s: float = 10.0,
         max_batch: int | None = None,
     ):
-        """Load ``bitfile`` (or use an already loaded ``overlay``) and find the IPs.
+        """Load ``bitfile`` (or use an already loaded ``overlay``), find the IPs, check the signature.
 
-        ``in_word_bytes``/``out_word_bytes`` override the bytes per stream word
-        in the DMA buffers (default ``ceil(TDATA bits / 8)``, docs/DRIVER.md).
+        ``accel_name`` None finds the one IP whose VLNV is a bnnflow
+        accelerator's (``BnnflowAccel.bindto``). The stream layout in the DMA
+        buffers is the accelerator's (docs/ACCEL.md). The bitstream's hardware
+        signature must be the export's (:class:`SignatureMismatchError`).
         ``max_batch`` caps the images per DMA transfer (the DMA's maximum
         transfer length caps it anyway).
         """
@@ -127,58 +205,99 @@ class BoardBackend:
                              "loaded and the bitfile would be ignored; pass one of them")
         self.check_options(accel_name=accel_name, dma_name=dma_name, timeout_s=timeout_s, max_batch=max_batch)
         self.timeout_s = float(timeout_s)
-        self.in_port = dma_layout.input_port(artifact, in_word_bytes)
-        self.out_port = dma_layout.output_port(artifact, out_word_bytes)
+        self.in_stream, self.out_stream = accel.input_stream(artifact), accel.output_stream(artifact)
+        self.in_port = dma_layout.input_port(artifact)
+        self.out_port = dma_layout.output_port(artifact)
         self._pynq = import_pynq()
         if overlay is None:
             probe_board(self._pynq)
-            overlay = self._pynq.Overlay(str(resolve_bitfile(artifact, bitfile)))
+            bitfile = resolve_bitfile(artifact, bitfile)
+            overlay = self._pynq.Overlay(str(bitfile))
         self.overlay = overlay
+        self.bitfile = bitfile if bitfile is not None else getattr(overlay, "bitfile_name", None)
         self.accel = self._accel(accel_name)
+        #: The hardware signature the bitstream reports (checked equal to the export's).
+        self.signature = self.accel.signature(self.timeout_s)
+        if self.signature != artifact.signature:
+            raise SignatureMismatchError(signature_mismatch(self.signature, artifact, self.bitfile))
         self.dma = self._find_ip(dma_name, "AXI DMA")
         for channel in ("sendchannel", "recvchannel"):
             if getattr(self.dma, channel, None) is None:
                 raise BoardError(f"overlay IP '{dma_name}' has no {channel}: the AXI DMA needs both "
                                  "MM2S (send) and S2MM (receive) enabled")
-        max_bytes = int(getattr(self.dma, "buffer_max_size", DEFAULT_MAX_TRANSFER))
-        per_transfer = min(max_bytes // self.in_port.bytes_per_image, max_bytes // self.out_port.bytes_per_image)
+        self._check_stream_widths(dma_name)
+        self.max_transfer = int(getattr(self.dma, "buffer_max_size", DEFAULT_MAX_TRANSFER))
+        per_transfer = min(self.max_transfer // self.in_port.bytes_per_image,
+                           self.max_transfer // self.out_port.bytes_per_image)
         if per_transfer < 1:
-            raise BoardError(f"the DMA's maximum transfer of {max_bytes} bytes is smaller than one image "
+            raise BoardError(f"the DMA's maximum transfer of {self.max_transfer} bytes is smaller than one image "
                              f"({self.in_port.bytes_per_image} bytes in, {self.out_port.bytes_per_image} out); "
                              "widen the DMA's buffer length register (c_sg_length_width)")
         self.images_per_transfer = per_transfer if max_batch is None else min(per_transfer, int(max_batch))
         self._in_buf = self._out_buf = None
         self._capacity = 0
+        self._seconds = dict.fromkeys(self.SECONDS, 0.0)
+        self._failed_load: str | None = None  # what failed, once a load failed: the memories are unknown then
 
     # -- setup -----------------------------------------------------------------
     def _find_ip(self, name: str, what: str):
         try:
-            return getattr(self.overlay, name)
+            # a hierarchical cell ("hier/bnnflow_top_0") is an attribute of its hierarchy
+            return functools.reduce(getattr, name.split("/"), self.overlay)
         except AttributeError:
             names = sorted(getattr(self.overlay, "ip_dict", {}))
             raise BoardError(f"the overlay has no {what} named '{name}' (it has: {', '.join(names) or 'no IP'}); "
                              "pass its name to the driver") from None
 
-    def _accel(self, name: str):
-        from .accel_ip import VLNV, BnnflowAccel
+    def _accel(self, name: str | None):
+        from .accel_ip import VLNVS, BnnflowAccel
 
-        ip = self._find_ip(name, "bnnflow_top accelerator")
+        ip_dict = getattr(self.overlay, "ip_dict", {})
+        if name is None:  # discovery: the one IP of a bnnflow accelerator's VLNV
+            found = sorted(n for n, d in ip_dict.items() if isinstance(d, dict) and d.get("type") in VLNVS)
+            if len(found) != 1:
+                listing = ", ".join(f"{n} ({d.get('type', '?') if isinstance(d, dict) else '?'})"
+                                    for n, d in sorted(ip_dict.items())) or "no IP"
+                if not found:
+                    raise BoardError(f"the overlay has no bnnflow accelerator (an IP of type {' or '.join(VLNVS)}); "
+                                     f"it has: {listing}; pass accel_name= to name the accelerator's instance")
+                raise BoardError(f"the overlay has {len(found)} bnnflow accelerators ({', '.join(found)}); "
+                                 "pass accel_name= to pick one")
+            name = found[0]
+        #: The accelerator's instance name in the overlay (given, or found by its VLNV).
+        self.accel_name = name
+        ip = self._find_ip(name, "bnnflow accelerator")
         if isinstance(ip, BnnflowAccel):
             return ip
-        description = getattr(self.overlay, "ip_dict", {}).get(name)
+        description = ip_dict.get(name)
         if description is None or not hasattr(ip, "mmio"):
-            raise BoardError(f"overlay IP '{name}' is a {type(ip).__name__}, not the bnnflow accelerator")
+            raise BoardError(f"overlay IP '{name}' is a {type(ip).__name__}, not a bnnflow accelerator")
         vlnv = description.get("type", "?")
-        if vlnv.rpartition(":")[0] != VLNV.rpartition(":")[0]:
-            raise BoardError(f"overlay IP '{name}' is {vlnv}, expected {VLNV}: the bitstream holds another IP")
+        if vlnv.rpartition(":")[0] not in {v.rpartition(":")[0] for v in VLNVS}:
+            raise BoardError(f"overlay IP '{name}' is {vlnv}, expected one of {', '.join(VLNVS)}: the bitstream "
+                             "holds another IP")
         return BnnflowAccel(description)  # same IP, another version string: drive it anyway
+
+    def _check_stream_widths(self, dma_name: str) -> None:
+        """The DMA's stream widths (when the .hwh gives them) must be the accelerator's beat widths."""
+        parameters = (getattr(self.dma, "description", None) or {}).get("parameters") or {}
+        for key, side, channel in DMA_STREAM_WIDTHS:
+            value = parameters.get(key, parameters.get(key.upper()))
+            beat_bits = (self.in_stream if side == "input" else self.out_stream).beat_bits
+            if value is not None and str(value).isdigit() and int(value) != beat_bits:
+                raise BoardError(f"overlay IP '{dma_name}': its {channel} stream is {value} bits wide ({key}), the "
+                                 f"accelerator's {side} beats are {beat_bits} bits (docs/ACCEL.md): the block design "
+                                 "does not match this export's accelerator")
+
+    def _allocate(self, nbytes: int):
+        target = getattr(self.overlay, "device", None)  # the overlay's device; None = pynq's active one
+        return self._pynq.allocate((nbytes,), dtype=np.uint8, target=target)
 
     def _buffers(self, n: int):
         if n > self._capacity:
             self.close()
-            target = getattr(self.overlay, "device", None)  # the overlay's device; None = pynq's active one
-            self._in_buf = self._pynq.allocate((n * self.in_port.bytes_per_image,), dtype=np.uint8, target=target)
-            self._out_buf = self._pynq.allocate((n * self.out_port.bytes_per_image,), dtype=np.uint8, target=target)
+            self._in_buf = self._allocate(n * self.in_port.bytes_per_image)
+            self._out_buf = self._allocate(n * self.out_port.bytes_per_image)
             self._capacity = n
         return self._in_buf, self._out_buf
 
@@ -203,26 +322,107 @@ class BoardBackend:
         channel.wait()  # returns at once now; invalidates the receive buffer, reads the length
 
     def _run_chunk(self, images: np.ndarray) -> np.ndarray:
+        """Scores of one DMA transfer's images; adds its host and transfer seconds to ``self._seconds``."""
         n = images.shape[0]
-        data = dma_layout.pack_images(self.artifact, images, self.in_port)
         in_buf, out_buf = self._buffers(n)
+        clock = time.perf_counter()
+        data = dma_layout.pack_images(self.artifact, images, self.in_port)
         in_buf[:data.size] = data
+        packed = time.perf_counter()
         out_bytes = n * self.out_port.bytes_per_image
         send, recv = self.dma.sendchannel, self.dma.recvchannel
         recv.transfer(out_buf, nbytes=out_bytes)
-        self.accel.start(n)
+        self.accel.start(n, accel.MODE_INFER)
         send.transfer(in_buf, nbytes=int(data.size))
         self._wait_channel(send, "send (MM2S)")
         self._wait_channel(recv, "receive (S2MM)")
-        self.accel.wait(self.timeout_s)
+        self.accel.wait(self.timeout_s, what=f"infer run of {n} images")
+        self.accel.check(f"infer run of {n} images")
         received = int(recv.transferred)
         if received != out_bytes:
             raise BoardError(f"received {received} bytes of scores for {n} images, expected {out_bytes} "
                              f"({self.out_port.words_per_image} words of {self.out_port.word_bytes} bytes each): "
                              "the bitstream's network does not match the artifact")
-        return dma_layout.unpack_scores(self.artifact, out_buf, self.out_port, n)
+        transferred = time.perf_counter()
+        scores = dma_layout.unpack_scores(self.artifact, out_buf, self.out_port, n)
+        seconds = self._seconds
+        seconds["pack_seconds"] += packed - clock
+        seconds["transfer_seconds"] += transferred - packed
+        seconds["unpack_seconds"] += time.perf_counter() - transferred
+        return scores
+
+    # -- loading parameters ---------------------------------------------------------
+    def load(self, artifact: art.Artifact) -> dict[str, Any]:
+        """Put ``artifact``'s weights and thresholds into the running accelerator (load mode, docs/ACCEL.md).
+
+        The caller (``BnnDriver.load``) has checked that ``artifact`` has this
+        bitstream's signature. Returns the stream's ``stream_bytes``, ``beats``
+        and the ``seconds`` the load took (DMA and accelerator).
+        """
+        if artifact.signature != self.signature:
+            raise SignatureMismatchError(signature_mismatch(self.signature, artifact, self.bitfile))
+        data = accel.param_stream(artifact)
+        seconds = self.load_stream(data, expected_beats=accel.param_beats(artifact))
+        self.artifact = artifact
+        return {"stream_bytes": int(data.size), "beats": int(data.shape[0]), "seconds": seconds}
+
+    def load_stream(self, data: np.ndarray, expected_beats: int | None = None) -> float:
+        """One load-mode run on ``data`` (parameter stream bytes): the raw transfer :meth:`load` makes.
+
+        The DMA sends it as one transfer (TLAST on its last beat); then the
+        accelerator's STATUS is checked, so a stream of the wrong length or
+        with padding bits set is an :class:`~bnnflow.host.accel_ip.AcceleratorStatusError`
+        naming the cause. ``expected_beats`` (the signature's ``param_beats``)
+        only makes the messages more precise. Returns the seconds it took.
+        """
+        data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
+        beat_bytes = self.in_stream.beat_bytes
+        beats = -(-data.size // beat_bytes)
+        sent = f"{beats} beats of {beat_bytes} bytes sent" + (
+            f", the signature's parameter stream has {expected_beats}" if expected_beats is not None else "")
+        if data.size == 0:
+            raise ValueError("an empty parameter stream: a load-mode run takes the signature's parameter stream")
+        if data.size > self.max_transfer:
+            raise BoardError(f"the parameter stream of {data.size} bytes is longer than the DMA's maximum transfer "
+                             f"of {self.max_transfer} bytes; it must be one transfer (TLAST on its last beat): "
+                             "widen the DMA's buffer length register (c_sg_length_width)")
+        from .accel_ip import AcceleratorStatusError
+
+        self._check_usable()
+        buf = self._allocate(data.size)
+        what = f"parameter load ({sent})"
+        try:
+            buf[:] = data
+            start = time.perf_counter()
+            self.accel.start(0, accel.MODE_LOAD)
+            self.dma.sendchannel.transfer(buf, nbytes=int(data.size))
+            try:
+                self.accel.wait(self.timeout_s, what=what)
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}: it waits for more of the parameter stream than was sent; reload the "
+                                   "overlay before the next run") from None
+            try:
+                self.accel.check(what)
+            except AcceleratorStatusError as exc:
+                raise AcceleratorStatusError(f"{exc}; reload the overlay before the next run (the accelerator's "
+                                             "memories hold what it took of this stream)", exc.status) from None
+            self._wait_channel(self.dma.sendchannel, "send (MM2S) of the parameter stream")
+            return time.perf_counter() - start
+        except BaseException:
+            # the memories now hold neither the old parameters nor the new ones: never compute with them
+            self._failed_load = what
+            raise
+        finally:
+            if hasattr(buf, "freebuffer"):
+                buf.freebuffer()
+
+    def _check_usable(self) -> None:
+        if self._failed_load is not None:
+            raise BoardError(f"the accelerator's parameters are unknown after a failed {self._failed_load}: "
+                             "reload the overlay (make a new BnnDriver) before the next run or load")
 
     def run(self, images: np.ndarray) -> BackendResult:
+        self._check_usable()
         n = images.shape[0]
         classes = self.artifact.num_classes
         per = self.images_per_transfer
@@ -230,6 +430,7 @@ class BoardBackend:
             raise RuntimeError(f"board backend: images_per_transfer is {per!r}, expected a positive integer")
         scores = np.empty((n, classes), dtype=np.int64)
         written = transfers = 0
+        self._seconds = dict.fromkeys(self.SECONDS, 0.0)
         for start in range(0, n, per):
             stop = min(n, start + per)
             chunk = np.asarray(self._run_chunk(images[start:stop]))
@@ -241,7 +442,7 @@ class BoardBackend:
             transfers += 1
         if written != n:  # every row of the result comes from the board, or the call fails
             raise RuntimeError(f"board backend wrote scores for {written} of {n} images; refusing a partial result")
-        return BackendResult(scores=scores, details={"transfers": transfers})
+        return BackendResult(scores=scores, details={"transfers": transfers, **self._seconds})
 
     def close(self) -> None:
         for buf in (self._in_buf, self._out_buf):

@@ -1,19 +1,17 @@
 """How stream words sit in DMA buffers (the board's memory side of the streams).
 
-The engine's streams are defined in docs/ARTIFACT.md ("Streams") and packed by
-``bnnflow.packing`` -- this module never re-derives that layout. It only adds
-the step from a stream word (a Python int of ``tdata_bits`` bits) to bytes in
-a DMA buffer, and back:
-
-- every word occupies ``word_bytes`` bytes, little-endian (bit ``b`` of the
-  word is bit ``b % 8`` of byte ``b // 8``); the bits above ``tdata_bits`` are
-  zero on the way in and ignored on the way out;
-- words lie back to back, image after image, with no gaps; one image is SF
-  words of the first layer in, NF words of the last layer out.
-
-``word_bytes`` defaults to ``ceil(tdata_bits / 8)``, the TDATA width Vitis HLS
-gives an ``ap_axiu<W>`` port. docs/DRIVER.md says what the block design must do
-for that to hold (a stream width converter between the DMA and the engine).
+The accelerator interface (docs/ACCEL.md, ``bnnflow.accel``) fixes the
+layout: TDATA is a power-of-two beat of 32..1024 bits, an engine word takes
+``beats_per_word`` beats (lowest bits first), the bits above the word are zero
+padding, and in a DMA buffer every word therefore occupies
+``accel.Stream.word_bytes`` bytes, little-endian, words back to back, image
+after image. The engine words themselves are docs/ARTIFACT.md's "Streams",
+packed by ``bnnflow.packing``: this module never re-derives either layout. It
+takes the widths from the artifact (SIMD/PE, element bits) and the word bytes
+from ``bnnflow.accel`` and hands them to ``packing.pack_vectors`` /
+``unpack_vectors`` (vectorized numpy), which write and read the words
+straight as bytes of a DMA buffer; padding is zero on the way in and ignored
+on the way out.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bnnflow import accel
 from bnnflow import artifact as art
 from bnnflow import packing
 
@@ -32,7 +31,7 @@ from . import options as opt
 class StreamPort:
     """One side of the accelerator as the DMA sees it."""
 
-    tdata_bits: int        # meaningful bits per stream word
+    tdata_bits: int        # meaningful bits per engine word (the rest of its beats is padding)
     word_bytes: int        # bytes each word occupies in a DMA buffer
     words_per_image: int   # SF of the first layer (in) or NF of the last layer (out)
 
@@ -41,39 +40,39 @@ class StreamPort:
         return self.word_bytes * self.words_per_image
 
 
-#: The widest AXI4-Stream of an AXI DMA (1024 bits): the most bytes a widened word can need.
-MAX_DMA_STREAM_BYTES = 128
+def _port(stream: accel.Stream, word_bytes: int | None) -> StreamPort:
+    """``stream`` as a port; ``word_bytes`` None is the accelerator's layout (``stream.word_bytes``).
 
-
-def _port(tdata_bits: int, words: int, word_bytes: int | None, side: str) -> StreamPort:
-    """``word_bytes``: None (ceil(tdata_bits / 8)) or an override from the ``in_``/``out_word_bytes`` option."""
-    minimum = -(-tdata_bits // 8)
+    Another ``word_bytes`` (at least ``ceil(word_bits / 8)``) lays the same
+    words out with other padding: for tests and tools that compare layouts;
+    the driver always uses the accelerator's.
+    """
     if word_bytes is None:
-        return StreamPort(tdata_bits, minimum, words)
-    name = {"input": "in_word_bytes", "output": "out_word_bytes"}[side]
-    maximum = max(minimum, MAX_DMA_STREAM_BYTES)
-    word_bytes = opt.check_int(name, word_bytes, none_ok=True)
-    if not minimum <= word_bytes <= maximum:
-        raise ValueError(f"option {name}={word_bytes}: {side} stream words have {tdata_bits} bits and need at least "
-                         f"{minimum} bytes; expected an integer in {minimum}..{maximum} (a widened word is one beat "
-                         f"of the DMA's stream, at most {MAX_DMA_STREAM_BYTES} bytes) or None")
-    return StreamPort(tdata_bits, word_bytes, words)
+        return StreamPort(stream.word_bits, stream.word_bytes, stream.words_per_image)
+    minimum = -(-stream.word_bits // 8)
+    word_bytes = opt.check_int("word_bytes", word_bytes)
+    if word_bytes < minimum:
+        raise ValueError(f"word_bytes={word_bytes}: stream words have {stream.word_bits} bits and need at least "
+                         f"{minimum} bytes")
+    return StreamPort(stream.word_bits, word_bytes, stream.words_per_image)
 
 
 def input_port(artifact: art.Artifact, word_bytes: int | None = None) -> StreamPort:
-    """The accelerator's input: SF words of SIMD elements of input_bits per image."""
-    first = artifact.layers[0]
-    return _port(first.in_stream_bits, first.sf, word_bytes, "input")
+    """The accelerator's input: SF words of SIMD elements of input_bits per image (``accel.input_stream``)."""
+    return _port(accel.input_stream(artifact), word_bytes)
 
 
 def output_port(artifact: art.Artifact, word_bytes: int | None = None) -> StreamPort:
-    """The accelerator's output: NF words of PE two's-complement scores per image."""
-    last = artifact.layers[-1]
-    return _port(last.out_stream_bits, last.nf, word_bytes, "output")
+    """The accelerator's output: NF words of PE two's-complement scores per image (``accel.output_stream``)."""
+    return _port(accel.output_stream(artifact), word_bytes)
 
 
 def words_to_bytes(words: list[int], word_bytes: int) -> np.ndarray:
-    """Stream words -> a flat uint8 buffer, ``word_bytes`` little-endian bytes each."""
+    """Stream words as Python ints -> a flat uint8 buffer, ``word_bytes`` little-endian bytes each.
+
+    The per-word form of the layout, for tests and tools that hold words as
+    ints (cocotb, memory files); the driver packs with :func:`pack_images`.
+    """
     raw = b"".join(int(w).to_bytes(word_bytes, "little") for w in words)
     return np.frombuffer(raw, dtype=np.uint8).copy()
 
@@ -89,35 +88,39 @@ def bytes_to_words(data: np.ndarray, word_bytes: int, tdata_bits: int) -> list[i
 
 
 def pack_images(artifact: art.Artifact, images: np.ndarray, port: StreamPort) -> np.ndarray:
-    """(N, F) unsigned images -> the MM2S buffer contents (uint8, N * bytes_per_image)."""
+    """(N, F) unsigned images -> the MM2S buffer contents (uint8, N * bytes_per_image).
+
+    Integer images of any dtype; pass uint8 (what ``BnnDriver.check_images``
+    returns) for the fastest path. Values are masked to ``input_bits``.
+    """
     first = artifact.layers[0]
-    per_image = packing.pack_input_words(images, first.simd, first.input_bits)
-    return words_to_bytes([w for image in per_image for w in image], port.word_bytes)
+    return packing.pack_vectors(images, first.simd, first.input_bits, port.word_bytes).reshape(-1)
 
 
 def unpack_images(artifact: art.Artifact, data: np.ndarray, port: StreamPort) -> np.ndarray:
     """Inverse of :func:`pack_images` (used by the simulated board): (N, F) int64."""
     first = artifact.layers[0]
-    words = bytes_to_words(data, port.word_bytes, port.tdata_bits)
-    n = len(words) // port.words_per_image
-    fields = packing.int_to_fields(words, first.simd, first.input_bits, signed=False)
-    return fields.reshape(n, -1)[:, :artifact.input_features]
+    data = np.asarray(data, dtype=np.uint8).reshape(-1)
+    if data.size % port.word_bytes:
+        raise ValueError(f"{data.size} bytes is not a whole number of {port.word_bytes}-byte words")
+    n = data.size // port.bytes_per_image
+    return packing.unpack_vectors(data, n, artifact.input_features, first.simd, first.input_bits, port.word_bytes,
+                                  signed=False)
 
 
 def pack_scores(artifact: art.Artifact, scores: np.ndarray, port: StreamPort) -> np.ndarray:
     """(N, C) scores -> the bytes the engine writes (used by the simulated board)."""
     last = artifact.layers[-1]
-    words = packing.words_to_int(np.asarray(scores).reshape(-1, last.pe), last.output_bits)
-    return words_to_bytes(words, port.word_bytes)
+    words = np.asarray(scores).reshape(-1, last.pe)  # C = NF * PE: word nf holds neurons nf*PE .. nf*PE + PE-1
+    return packing.pack_fields_to_bytes(words, last.output_bits, port.word_bytes).reshape(-1)
 
 
 def unpack_scores(artifact: art.Artifact, data: np.ndarray, port: StreamPort, count: int) -> np.ndarray:
-    """The S2MM buffer contents of ``count`` images -> (count, num_classes) int64 scores."""
+    """The first ``count`` images' scores in an S2MM buffer -> (count, num_classes) int64.
+
+    Two's complement when the last layer's scores are signed (an ``xnor_score``
+    layer, docs/ARTIFACT.md), as the RTL testbench reads them.
+    """
     last = artifact.layers[-1]
-    data = np.asarray(data, dtype=np.uint8).reshape(-1)[:count * port.bytes_per_image]
-    words = bytes_to_words(data, port.word_bytes, port.tdata_bits)
-    scores = np.empty((count, artifact.num_classes), dtype=np.int64)
-    for i in range(count):
-        image_words = words[i * port.words_per_image:(i + 1) * port.words_per_image]
-        scores[i] = packing.unpack_output_words(image_words, last.pe, last.output_bits, signed=True)
-    return scores
+    return packing.unpack_vectors(data, count, artifact.num_classes, last.pe, last.output_bits, port.word_bytes,
+                                  signed=last.output_signed)

@@ -66,6 +66,19 @@ def _check_backend(name: Any, options: dict[str, Any]) -> None:
     opt.check_known(name, options, accepted)  # before any backend (or pynq) is loaded
 
 
+def _open(export_dir: Any) -> art.Artifact:
+    """The artifact of an export folder (or a loaded one), with input elements the driver can pass on."""
+    if not isinstance(export_dir, (str, os.PathLike, art.Artifact)):
+        raise TypeError(f"export_dir={export_dir!r} ({type(export_dir).__name__}): expected the export folder "
+                        "(str or Path) or a loaded bnnflow.artifact.Artifact")
+    artifact = export_dir if isinstance(export_dir, art.Artifact) else art.load(export_dir)
+    bits = artifact.input_bits
+    if not 1 <= bits <= 8:  # the batch goes to the backends as uint8: more bits would wrap silently
+        raise art.ArtifactError(f"{artifact.root}: network.input_bits is {bits}; the driver (and "
+                                "docs/ARTIFACT.md) take 1..8 bits per input element")
+    return artifact
+
+
 def _first(mask: np.ndarray) -> tuple[int, ...]:
     """Index of the first True entry of a non-empty boolean array."""
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
@@ -80,18 +93,18 @@ class BnnDriver:
     ``max_batch=`` for board (docs/DRIVER.md). An option the backend does not
     take is a ``TypeError`` listing the ones it does; a value of the wrong
     type or range is a ``TypeError``/``ValueError`` naming the option.
+    The board backends check at construction that the bitstream's hardware
+    signature is the export's; :meth:`load` swaps in another export of that
+    signature.
     """
 
     def __init__(self, export_dir: str | Path | art.Artifact, backend: str = "golden", **options: Any):
         _check_backend(backend, options)  # names first: a typo fails before anything is loaded
-        if not isinstance(export_dir, (str, os.PathLike, art.Artifact)):
-            raise TypeError(f"export_dir={export_dir!r} ({type(export_dir).__name__}): expected the export folder "
-                            "(str or Path) or a loaded bnnflow.artifact.Artifact")
-        self.artifact = export_dir if isinstance(export_dir, art.Artifact) else art.load(export_dir)
-        bits = self.artifact.input_bits
-        if not 1 <= bits <= 8:  # the batch goes to the backends as uint8: more bits would wrap silently
-            raise art.ArtifactError(f"{self.artifact.root}: network.input_bits is {bits}; the driver (and "
-                                    "docs/ARTIFACT.md) take 1..8 bits per input element")
+        self.artifact = _open(export_dir)
+        #: The hardware signature the driver runs (the bitstream's on board; the first export's elsewhere)
+        #: and its description (docs/ACCEL.md): ``load`` takes exports of this signature only.
+        self.signature = self.artifact.signature
+        self.hardware_description: dict[str, Any] = self.artifact.manifest["hardware"]["description"]
         self.backend_name = backend
         self.backend = _backend_class(backend)(self.artifact, **options)
         self.last_timing: BatchTiming | None = None
@@ -250,6 +263,119 @@ class BnnDriver:
             "accuracy": float(np.mean(predicted == labels)) if n else 0.0,
             "timing": self.last_timing,
         }
+
+    def throughput_test(self, images: Any = None, batch: int | None = None, warmup: bool = True) -> dict[str, Any]:
+        """Images/s and latency of one batch: the accelerator alone and end to end, and the host's share.
+
+        Why: on a small ARM host the Python around the accelerator (input
+        checks, packing the DMA buffer, unpacking the scores) can set the frame
+        rate; this says how much of a batch's time is the accelerator's.
+
+        ``images``: a batch as for :meth:`scores`, or None for the artifact's
+        stored test vectors (``bnnflow.writer.read_vectors``); ``batch``: the
+        number of images to time (a positive integer), the given images
+        repeated or cut to it, or None for all of them once. ``warmup`` runs
+        the batch once untimed first (the board allocates its DMA buffers
+        then), so the timed run is the steady state.
+
+        Returns ``backend``, ``images`` (the batch timed),
+        ``accelerator_images_per_s``/``accelerator_latency_s`` (the
+        accelerator's time for the batch: on ``board``/``board-sim`` the DMA
+        transfers and the engine, ``transfer_seconds``; on ``golden`` the
+        computation, on ``rtl`` the simulation -- the backend's whole run),
+        ``end_to_end_images_per_s``/``end_to_end_latency_s`` (the :meth:`scores`
+        call: input check, packing, run, unpacking), ``pack_seconds`` and
+        ``unpack_seconds`` (board backends; None where the backend has no
+        separate packing), ``backend_seconds`` (the backend's run,
+        :attr:`BatchTiming.seconds`), ``score_mismatches`` (scores that differ
+        from the stored golden scores when the test vectors are used, else
+        None) and ``timing`` (the :class:`BatchTiming`).
+        """
+        from bnnflow.writer import read_vectors
+
+        if batch is not None and (not isinstance(batch, (int, np.integer)) or isinstance(batch, bool)):
+            raise TypeError(f"batch={batch!r} ({type(batch).__name__}): expected a positive integer (images to "
+                            "time) or None for the given images once")
+        if batch is not None and batch < 1:
+            raise ValueError(f"batch={batch}: expected a positive integer (images to time) or None")
+        if not isinstance(warmup, bool):
+            raise TypeError(f"warmup={warmup!r} ({type(warmup).__name__}): expected True or False")
+        golden = None
+        if images is None:
+            source, _, golden = read_vectors(self.artifact)
+            if source.shape[0] == 0:
+                raise ValueError(f"{self.artifact.root}: the artifact stores no test vectors (vectors.count is 0); "
+                                 "pass images= to time")
+        else:
+            source = self.check_images(images)
+            if source.shape[0] == 0:
+                raise ValueError("images is an empty batch; a throughput test needs at least one image")
+        n = source.shape[0] if batch is None else int(batch)
+        pick = np.arange(n) % source.shape[0]  # repeat or cut to the batch size
+        timed = source[pick]
+        if warmup:
+            self.scores(timed)
+        start = time.perf_counter()
+        scores = self.scores(timed)
+        end_to_end = time.perf_counter() - start
+        timing = self.last_timing
+        details = timing.details
+        accelerator = float(details.get("transfer_seconds", timing.seconds))
+
+        def rate(seconds: float) -> float:
+            return n / seconds if seconds > 0 else float("inf")
+
+        return {
+            "backend": self.backend_name,
+            "images": n,
+            "accelerator_images_per_s": rate(accelerator),
+            "accelerator_latency_s": accelerator,
+            "end_to_end_images_per_s": rate(end_to_end),
+            "end_to_end_latency_s": end_to_end,
+            "pack_seconds": details.get("pack_seconds"),
+            "unpack_seconds": details.get("unpack_seconds"),
+            "backend_seconds": timing.seconds,
+            "score_mismatches": None if golden is None else int(np.any(scores != golden[pick], axis=1).sum()),
+            "timing": timing,
+        }
+
+    # -- loading other parameters ---------------------------------------------------------
+    def load(self, export_dir: str | Path | art.Artifact) -> dict[str, Any]:
+        """Run another export from now on, on the same accelerator: its weights and thresholds replace the current ones.
+
+        Why: a bitstream is built for a hardware signature -- topology,
+        folding, bit widths (docs/ACCEL.md) -- not for the weights, so a
+        retrained network of the same shape runs without a new bitstream.
+
+        The export must have the driver's :attr:`signature`; otherwise
+        :class:`~bnnflow.host.SignatureMismatchError` names the fields where the
+        two hardware descriptions differ, and nothing changes. On ``board`` and
+        ``board-sim`` the parameter stream (``bnnflow.accel.param_stream``)
+        goes through the DMA in load mode and the accelerator's STATUS is
+        checked (a failed load raises and says to reload the overlay); on
+        ``golden`` and ``rtl`` the backend switches to the export -- the
+        "bitstream" there is the first export's signature, so a script
+        behaves alike on every backend. Afterwards :meth:`scores` use the new
+        parameters and :attr:`artifact` is the new export (its test vectors
+        too).
+
+        Returns ``backend``, ``export`` (its folder), ``signature`` (hex),
+        ``stream_bytes`` (the parameter stream's size on the board backends,
+        None elsewhere) and ``seconds`` (the whole load).
+        """
+        from .backend_board import SignatureMismatchError, signature_mismatch
+
+        new = _open(export_dir)
+        if new.signature != self.signature:
+            raise SignatureMismatchError(signature_mismatch(
+                self.signature, new, built_description=self.hardware_description,
+                what=f"the driver's accelerator ({self.backend_name}, loaded with {self.artifact.root})"))
+        start = time.perf_counter()
+        info = self.backend.load(new)
+        seconds = time.perf_counter() - start
+        self.artifact = new
+        return {"backend": self.backend_name, "export": str(new.root), "signature": f"0x{new.signature:08x}",
+                "stream_bytes": info.get("stream_bytes"), "seconds": seconds}
 
     def close(self) -> None:
         """Release backend resources (the board's DMA buffers)."""

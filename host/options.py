@@ -18,9 +18,23 @@ from typing import Any, Iterable
 import numpy as np
 
 
+#: Options earlier versions took, and why they are gone (a clearer answer than "unknown option").
+REMOVED_OPTIONS = {
+    "in_word_bytes": "the stream layout is fixed by the accelerator interface (docs/ACCEL.md)",
+    "out_word_bytes": "the stream layout is fixed by the accelerator interface (docs/ACCEL.md)",
+}
+
+
 def check_known(backend: str, options: dict[str, Any], accepted: Iterable[str]) -> None:
-    """``TypeError`` naming every option ``backend`` does not take, and listing the ones it does."""
+    """``TypeError`` naming every option ``backend`` does not take, and listing the ones it does.
+
+    An option of :data:`REMOVED_OPTIONS` is named with the reason it went away.
+    """
     accepted = tuple(accepted)
+    for name in options:
+        if name in REMOVED_OPTIONS and name not in accepted:
+            raise TypeError(f"unknown option {name!r} for backend {backend!r}: it was removed, "
+                            f"{REMOVED_OPTIONS[name]}")
     unknown = [name for name in options if name not in accepted]
     if unknown:
         names = ", ".join(repr(n) for n in unknown)
@@ -104,12 +118,16 @@ def check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def check_name(name: str, value: Any) -> str:
-    """A non-empty string (an IP instance name)."""
+def check_name(name: str, value: Any, none_ok: bool = False) -> str | None:
+    """A non-empty string (an IP instance name); ``None`` only if ``none_ok``."""
+    if value is None and none_ok:
+        return None
+    alternative = " or None" if none_ok else ""
     if not isinstance(value, str):
-        raise TypeError(f"option {name}={value!r} ({type(value).__name__}): expected an IP instance name (a string)")
+        raise TypeError(f"option {name}={value!r} ({type(value).__name__}): expected an IP instance name (a string)"
+                        + alternative)
     if not value.strip():
-        raise ValueError(f"option {name}={value!r}: expected a non-empty IP instance name")
+        raise ValueError(f"option {name}={value!r}: expected a non-empty IP instance name" + alternative)
     return value
 
 

@@ -10,7 +10,14 @@ import numpy as np
 
 @dataclass
 class BackendResult:
-    """Scores of one batch plus whatever the backend measured besides time."""
+    """Scores of one batch plus whatever the backend measured besides the total time.
+
+    ``details`` holds backend extras. The board backends (``board``,
+    ``board-sim``) put there ``transfers`` (DMA runs the batch took) and the
+    batch's ``pack_seconds``, ``transfer_seconds`` and ``unpack_seconds``
+    (``BoardBackend.SECONDS``), which ``BnnDriver.throughput_test`` reads to
+    separate the host's packing from the accelerator.
+    """
 
     scores: np.ndarray                          # (N, num_classes) int64
     cycles_per_image: float | None = None       # measured clock cycles per image (rtl)

@@ -4,7 +4,15 @@ The five classic methods (BinaryConnect, BNN, XNOR-Net, DoReFa-Net, WAGE) plus
 a float baseline; see docs/TRAINING.md. ``BNNMLP`` exposes
 ``deployment_layers()`` so ``bnnflow.export`` can fold it into the integer
 artifact the hardware runs.
+
+Everything here is PyTorch: without torch (the ``train`` extra, e.g. on a
+PYNQ board) importing this package raises one clear
+:class:`~bnnflow.extras.MissingExtraError` instead of a bare ImportError.
 """
+
+from ..extras import require
+
+require("torch", "train", "bnnflow.model (training, and reading a trained run)")
 
 from .quantizers import (QUANTIZERS, SignSTE, Quantizer, ap2, get_quantizer, hard_sigmoid, quantize_k,
                          ste_sign, stochastic_round, wage_q, wage_shift, wage_sigma)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..extras import require
 from ..jsonfile import read_json_object
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write loss and accuracy per epoch of ``run_dir`` to ``out`` (default RUN/curves.png)."""
-    import matplotlib
+    matplotlib = require("matplotlib", "train", "bnnflow plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -25,10 +25,25 @@
 // small FIFO and are never dropped or duplicated. Issue is credit-based, so
 // there is no combinational path from m_axis_tready to s_axis_tready.
 //
-// Memories ($readmemh, docs/ARTIFACT.md "RTL memory files"):
+// Memories (docs/ARTIFACT.md "RTL memory files"); $readmemh gives their
+// power-on contents:
 //   WEIGHT_FILE:    NF*SF words of PE*SIMD bits, PE p at bits [p*SIMD +: SIMD],
 //                   address nf*SF + sf.
-//   THRESHOLD_FILE: NF words of PE*THRESHOLD_BITS bits (unused if THRESHOLD = 0).
+//   THRESHOLD_FILE: NF words of PE*THRESHOLD_BITS bits, PE p at bits
+//                   [p*THRESHOLD_BITS +: THRESHOLD_BITS] (no memory if THRESHOLD = 0).
+//
+// Parameter write port (run-time weights and thresholds, docs/ACCEL.md): on a
+// clock edge with cfg_weight_we high, weight word cfg_addr becomes
+// cfg_wdata[PE*SIMD-1:0]; with cfg_threshold_we high, threshold word cfg_addr
+// (< NF) becomes cfg_wdata[PE*THRESHOLD_BITS-1:0]. Bits of cfg_addr and
+// cfg_wdata above those are ignored (a network top drives one bus, as wide as
+// its widest memory, to every layer). Contract: write only while the unit is
+// idle -- no vector in flight, which a run controller guarantees by loading
+// only between runs -- and tie both enables low when unused. The port does not
+// touch the datapath: the timing (II = 1, NF*SF cycles per vector) is the same
+// with or without it. Each memory has one write port and one synchronous
+// read port (read-before-write in one always block), the pattern synthesis
+// tools infer as block or distributed RAM initialised from the .mem file.
 //
 // Reset: rst is synchronous and active-high; it clears the control state
 // (counters, valid flags, FIFO pointers), not the datapath.
@@ -48,7 +63,11 @@ module bnn_mvtu #(
     parameter REAL_MW        = MW,     // unpadded input count, for score = 2*popcount - REAL_MW
     parameter WEIGHT_FILE    = "weights.mem",     // $readmemh file of the weights
     parameter THRESHOLD_FILE = "thresholds.mem",  // $readmemh file of the thresholds
-    parameter FIFO_DEPTH     = 8       // output FIFO words, a power of two >= 4 (II = 1 needs >= 4)
+    parameter FIFO_DEPTH     = 8,      // output FIFO words, a power of two >= 4 (II = 1 needs >= 4)
+    // width of cfg_addr: >= $clog2(NF*SF) (the default)
+    parameter CFG_ADDR_BITS  = ((MH / PE) * (MW / SIMD) > 1) ? $clog2((MH / PE) * (MW / SIMD)) : 1,
+    // width of cfg_wdata: >= PE*SIMD and >= PE*THRESHOLD_BITS (the default is the larger)
+    parameter CFG_BITS       = (SIMD > THRESHOLD_BITS) ? PE * SIMD : PE * THRESHOLD_BITS
 ) (
     input  wire                        clk,
     input  wire                        rst,
@@ -63,7 +82,15 @@ module bnn_mvtu #(
     output wire [PE*OUTPUT_BITS-1:0]   m_axis_tdata,
     output wire                        m_axis_tvalid,
     input  wire                        m_axis_tready,
-    output wire                        m_axis_tlast
+    output wire                        m_axis_tlast,
+
+    // parameter write port (only while idle; see the header)
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire                        cfg_weight_we,
+    input  wire                        cfg_threshold_we,   // ignored if THRESHOLD = 0
+    input  wire [CFG_ADDR_BITS-1:0]    cfg_addr,
+    input  wire [CFG_BITS-1:0]         cfg_wdata
+    /* verilator lint_on UNUSEDSIGNAL */
 );
 
     localparam NF       = MH / PE;
@@ -165,7 +192,10 @@ module bnn_mvtu #(
 
     initial $readmemh(WEIGHT_FILE, wmem);
 
+    // one write port (parameter loads), one synchronous read port
     always @(posedge clk) begin
+        if (cfg_weight_we)
+            wmem[cfg_addr[AW-1:0]] <= cfg_wdata[PE*SIMD-1:0];
         w1_q <= wmem[addr_q];
     end
 
@@ -212,6 +242,8 @@ module bnn_mvtu #(
             reg [NF_CW-1:0] nf1_q, nf2_q;   // neuron fold of the beats in stages 1 and 2
             initial $readmemh(THRESHOLD_FILE, tmem);
             always @(posedge clk) begin
+                if (cfg_threshold_we)
+                    tmem[cfg_addr[NF_CW-1:0]] <= cfg_wdata[PE*TB-1:0];
                 nf1_q  <= nf_q;
                 nf2_q  <= nf1_q;
                 thr3_q <= tmem[nf2_q];

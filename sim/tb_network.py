@@ -22,7 +22,24 @@ from bnnflow.golden import GoldenModel
 from bnnflow.sim.tbutil import load_config, run_stream_test, write_result
 
 
+#: Write enables of the parameter write bus: bnnflow_top's cfg_we, a bare bnn_mvtu's two.
+CONFIG_ENABLES = ("cfg_we", "cfg_weight_we", "cfg_threshold_we")
+
+
+def tie_off_config(dut) -> None:
+    """Hold the parameter write enables of the DUT low (if it has them).
+
+    Icarus leaves an undriven top-level input at Z, which the memories' write
+    logic would see as an unknown enable; Verilator zero-initializes inputs.
+    The streams do not depend on the other cfg_* inputs while the enables are low.
+    """
+    for name in CONFIG_ENABLES:
+        if hasattr(dut, name):
+            getattr(dut, name).value = 0
+
+
 async def artifact_stream_test(dut) -> None:
+    tie_off_config(dut)
     cfg = load_config()
     a = art.load(cfg["artifact"])
     images = np.load(cfg["images"])

@@ -1,4 +1,4 @@
-"""Run the RTL library's units on their own: one ``bnn_mvtu``, one ``bnn_axis_repack``.
+"""Run the RTL library's units on their own (one ``bnn_mvtu``, one ``bnn_axis_repack``) and the accelerator.
 
 Used by the unit tests; each call builds (cached) and runs one cocotb testbench
 that checks every output word under random idle/backpressure and then
@@ -37,6 +37,29 @@ def run_mvtu(artifact: art.Artifact, images: np.ndarray, sim: str, *, seed: int 
         cfg = {"artifact": str(artifact.root.resolve()), "images": "images.npy", "check": True, "seed": seed,
                "idle": idle, "backpressure": backpressure, "timing_vectors": timing_vectors}
         return runner.run(b, "bnnflow.sim.tb_mvtu", cfg, files={**mems, "images.npy": Path(tmp) / "images.npy"},
+                          seed=seed)
+
+
+def run_accel(artifact: art.Artifact, images: np.ndarray, sim: str, scenarios: list[str], *,
+              alt: art.Artifact | None = None, seed: int = 0, idle: float = 0.3, backpressure: float = 0.4,
+              timing_images: int = 12) -> dict[str, Any]:
+    """Run ``scenarios`` of :mod:`bnnflow.sim.tb_accel` on ``artifact``'s ``bnnflow_accel``; the tb result.
+
+    The build (cached) is the artifact's generated RTL with its ``.mem`` files
+    as power-on parameters; ``alt`` (same hardware signature) supplies the
+    parameters of the ``load_alt`` scenario.
+    """
+    from .network import design_files
+
+    with tempfile.TemporaryDirectory(prefix="bnnflow-accel-") as tmp:
+        tmp = Path(tmp)
+        sources, memories = design_files(artifact, tmp)
+        b = runner.build(sim, rtlgen.ACCEL_MODULE, sources)
+        np.save(tmp / "images.npy", np.asarray(images, dtype=np.uint8))
+        cfg = {"artifact": str(artifact.root.resolve()), "alt_artifact": str(alt.root.resolve()) if alt else None,
+               "images": "images.npy", "scenarios": list(scenarios), "seed": seed, "idle": idle,
+               "backpressure": backpressure, "timing_images": timing_images}
+        return runner.run(b, "bnnflow.sim.tb_accel", cfg, files={**memories, "images.npy": tmp / "images.npy"},
                           seed=seed)
 
 

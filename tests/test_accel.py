@@ -116,3 +116,88 @@ def test_version_1_export_is_told_to_re_export(tmp_path):
     _edit(root, lambda m: m.update(format_version=1))
     with pytest.raises(art.ArtifactError, match="reads version 2 .*older than this bnnflow: run `bnnflow export` again"):
         art.load(root)
+
+
+# -- reading the parameter stream back (bnnflow.accel.decode_param_stream, with_parameters) ----------
+
+@pytest.mark.parametrize("seed, features, hidden, classes, bits, folding", [
+    (0, 64, (64, 32), 10, 5, None),
+    # 128-bit input beats: the 256-bit weight words of layer 0 take 2 beats each
+    (1, 784, (48,), 10, 8, [LayerFolding(pe=16, simd=16), LayerFolding(pe=10, simd=48)]),
+    # 1024-bit beats (SIMD 200 x 3 bits = 600-bit words): weight words of 800 and 3072 bits
+    (2, 200, (96, 64), 7, 3, [LayerFolding(pe=4, simd=200), LayerFolding(pe=32, simd=96), LayerFolding(pe=7, simd=8)]),
+])
+def test_decode_param_stream_inverts_param_stream(tmp_path, seed, features, hidden, classes, bits, folding):
+    from bnnflow.golden import GoldenModel
+
+    kwargs = dict(input_features=features, hidden=hidden, classes=classes, input_bits=bits, folding=folding,
+                  generate=())
+    built = testing.random_artifact(tmp_path / "built", seed=seed, **kwargs)
+    other = testing.random_artifact(tmp_path / "other", seed=seed + 10, **kwargs)
+    assert built.signature == other.signature
+    lanes, folded = accel.decode_param_stream(built, accel.param_stream(other))
+    for k in range(len(other.layers)):
+        np.testing.assert_array_equal(lanes[k], other.weight_lanes(k))
+        expected = other.folded_thresholds(k)
+        assert (folded[k] is None) == (expected is None)
+        if expected is not None:
+            np.testing.assert_array_equal(folded[k], expected)
+            if k == 0:  # int_threshold: negative thresholds survive the two's-complement round trip
+                assert folded[k].min() < 0
+    view = accel.loaded_artifact(built, accel.param_stream(other))
+    assert view.root == built.root and view.signature == built.signature
+    for k in range(len(other.layers)):
+        np.testing.assert_array_equal(view.weight_bits(k), other.weight_bits(k))
+        t, expected = view.thresholds(k), other.thresholds(k)
+        assert (t is None and expected is None) or np.array_equal(t, expected)
+    images = np.random.default_rng(seed).integers(0, 1 << bits, size=(30, features), dtype=np.uint8)
+    np.testing.assert_array_equal(GoldenModel(view).scores(images), GoldenModel(other).scores(images))
+    assert not np.array_equal(GoldenModel(built).scores(images), GoldenModel(other).scores(images))
+
+
+def test_decode_param_stream_refuses_another_length(tmp_path):
+    a = testing.random_artifact(tmp_path / "a", seed=0, generate=())
+    stream = accel.param_stream(a)
+    assert stream.shape == (32, 32)
+    with pytest.raises(ValueError, match=rf"parameter stream of 1023 bytes; signature 0x{a.signature:08x} \(.*a\) "
+                                         r"takes 32 beats of 32 bytes = 1024 bytes"):
+        accel.decode_param_stream(a, stream.reshape(-1)[:-1])
+
+
+def test_with_parameters_checks_shapes(tmp_path):
+    a = testing.random_artifact(tmp_path / "a", seed=0, generate=())
+    lanes = [a.weight_lanes(k) for k in range(3)]
+    folded = [a.folded_thresholds(k) for k in range(3)]
+    with pytest.raises(ValueError, match=r"layer 1: weight lanes of shape \(16, 2, 32\), expected \(16, 4, 32\)"):
+        accel.with_parameters(a, [lanes[0], lanes[1][:, :2], lanes[2]], folded)
+    with pytest.raises(ValueError, match=r"layer 2: thresholds of shape \(10, 1\), expected None"):
+        accel.with_parameters(a, lanes, [folded[0], folded[1], np.zeros((10, 1), np.int64)])
+    with pytest.raises(ValueError, match="2 weight and 3 threshold arrays for 3 layers"):
+        accel.with_parameters(a, lanes[:2], folded)
+    view = accel.with_parameters(a, lanes, folded)
+    lanes[0][0, 0, 0] ^= 1
+    assert view.weight_lanes(0)[0, 0, 0] == a.weight_lanes(0)[0, 0, 0]  # the view holds its own copy
+
+
+@pytest.mark.parametrize("word_bits, beats_per_word, flip, expected", [
+    (160, 1, (0, 19, 0x80), False),    # bit 159: the word's top bit
+    (160, 1, (0, 20, 0x01), True),     # bit 160: the first padding bit
+    (35, 1, (1, 4, 0x08), True),       # bit 35 of word 1
+    (35, 1, (1, 4, 0x04), False),
+    (1120, 2, (0, 140, 0x01), True),   # bit 1120: above the word, in its second 1024-bit beat
+    (1120, 2, (0, 139, 0x80), False),
+])
+def test_padding_set_marks_exactly_the_bits_above_the_word(word_bits, beats_per_word, flip, expected):
+    beat_bytes = accel.beat_bits_for(word_bits) // 8
+    beats = np.zeros((3 * beats_per_word, beat_bytes), np.uint8)
+    word, byte, mask = flip
+    beats.reshape(3, -1)[word, byte] |= mask
+    assert accel.padding_set(beats, word_bits, beats_per_word).tolist() == [
+        expected and w == word for w in range(3)]
+
+
+def test_fields_round_trip_twos_complement():
+    fields = np.array([[-2048, -1, 0, 2047], [5, -6, 7, -8]])
+    bits = accel.fields_to_bits(fields, 12)
+    np.testing.assert_array_equal(accel.bits_to_fields(bits, 12, signed=True), fields)
+    np.testing.assert_array_equal(accel.bits_to_fields(bits, 12, signed=False), fields % 4096)

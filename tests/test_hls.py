@@ -62,7 +62,9 @@ def test_csim_matches_golden(tmp_path, hls_toolchain, name):
     assert result.scores.dtype == np.int64 and result.scores.shape == golden.shape
     np.testing.assert_array_equal(result.scores, golden)
     np.testing.assert_array_equal(result.scores, GoldenModel(artifact).scores(images))
-    assert "mismatches=0 tlast_errors=0 -> PASS" in result.output
+    assert "mismatches=0 tlast_errors=0 format_errors=0 check_errors=0 -> PASS" in result.output
+    checks = [line for line in result.output.splitlines() if line.startswith("CHECK ")]
+    assert len(checks) >= 5 and all(line.endswith(": ok") for line in checks), checks
 
     again = hlsflow.run_csim(artifact, build_dir=tmp_path / "build")
     assert not again.compiled and again.binary == result.binary and again.passed
@@ -162,10 +164,12 @@ def test_header_holds_the_artifact_layout(tmp_path, name):
 
 
 def test_scripts_name_existing_files(tmp_path):
-    """hls_config.cfg and run_hls.tcl, in a checkout with the demo export in place, name only existing files."""
+    """hls_config.cfg and run_hls.tcl, in a checkout with the demo export and its testbench files in place,
+    name only existing files, and give the testbench the arguments it parses."""
     repo = tmp_path / "repo"
     shutil.copytree(HLS_DIR, repo / "hls", ignore=shutil.ignore_patterns("build"))
-    _make(repo / "runs" / "demo" / "export", "default", n_vectors=2)
+    artifact = _make(repo / "runs" / "demo" / "export", "default", n_vectors=2)
+    assert hlsflow.main([str(artifact.root)]) == 0          # what docs/HLS.md says to run before Vitis
     hls = repo / "hls"
 
     cfg = (hls / "hls_config.cfg").read_text()
@@ -186,11 +190,15 @@ def test_scripts_name_existing_files(tmp_path):
     for inc in includes:
         assert (hls / inc).is_dir(), f"hls_config.cfg include dir {inc} missing"
     assert any((hls / inc / "bnnflow_params.h").is_file() for inc in includes)
-    # csim/cosim argv name the tb data files by their base names (copied next to the binary)
+    # csim/cosim argv: testbench steps whose input files are tb files, named by their base names
+    # (copied next to the binary); each run loads the export's parameters, then infers
     tb_names = {Path(p).name for p in settings["tb.file"]}
     for key in ("csim.argv", "cosim.argv"):
-        inputs = settings[key][0].split()[:2]
+        argv = settings[key][0].split()
+        assert argv[:2] == ["load", "params.bin"] and argv[2] == "infer" and len(argv) == 6, argv
+        inputs = [argv[1], argv[3], argv[4]]
         assert set(inputs) <= tb_names, f"{key} names {inputs}, tb files are {tb_names}"
+        assert set(inputs) == set(hlsflow.TB_FILES.values())
 
     tcl = (hls / "run_hls.tcl").read_text()
     assert "set part xc7z020clg400-1" in tcl and "set period 10" in tcl and "set_top bnnflow_top" in tcl
@@ -200,10 +208,14 @@ def test_scripts_name_existing_files(tmp_path):
     assert "file join $hls_dir .. runs demo export" in tcl
     refs = re.findall(r"\$(hls_dir|export_dir)/([\w./]+)", tcl)
     assert {"bnn_top.cpp", "bnn_tb.cpp"} <= {rel for var, rel in refs if var == "hls_dir"}
+    assert {f"{hlsflow.TB_DIR}/{name}" for name in hlsflow.TB_FILES.values()} <= {rel for var, rel in refs
+                                                                                 if var == "export_dir"}
     for var, rel in refs:
         base = hls if var == "hls_dir" else default_export
         target = base / rel
         assert target.exists(), f"run_hls.tcl names missing {var}/{rel}"
+    argv = re.search(r'set tb_argv "([^"]+)"', tcl).group(1).split()
+    assert argv[0] == "load" and argv[2] == "infer" and len(argv) == 6, argv
 
 
 def test_run_csim_limit_runs_a_prefix(tmp_path):

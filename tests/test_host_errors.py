@@ -99,12 +99,6 @@ SIM_BAD = [
     ("timeout_s", math.nan, ValueError, "finite"),
     ("timeout_s", "10", TypeError, "number"),
     ("timeout_s", False, TypeError, "number"),
-    ("in_word_bytes", 0, ValueError, "at least"),
-    ("in_word_bytes", 1, ValueError, "at least"),
-    ("in_word_bytes", 129, ValueError, "..128"),
-    ("in_word_bytes", 10.0, TypeError, "integer"),
-    ("out_word_bytes", -8, ValueError, "at least"),
-    ("out_word_bytes", "8", TypeError, "integer"),
     ("dma_data_width", 48, ValueError, "32, 64, 128"),
     ("dma_data_width", "64", TypeError, "32, 64, 128"),
     ("dma_data_width", None, TypeError, "32, 64, 128"),
@@ -113,8 +107,9 @@ SIM_BAD = [
     ("length_width", 26.0, TypeError, "8..26"),
     ("engine", "golden", TypeError, "callable"),
     ("accel_name", "", ValueError, "non-empty"),
-    ("accel_name", None, TypeError, "string"),
+    ("accel_name", 3, TypeError, "string"),
     ("dma_name", 0, TypeError, "string"),
+    ("dma_name", None, TypeError, "string"),
 ]
 
 
@@ -131,7 +126,7 @@ def test_board_sim_option_values(export_dir, option, value, error, expected):
     ("bitfile", 3, TypeError, "file path"),
     ("bitfile", "", ValueError, "file path"),
     ("overlay", "bnnflow.bit", TypeError, "pynq.Overlay"),
-    ("in_word_bytes", 2, ValueError, "at least"),
+    ("accel_name", "  ", ValueError, "non-empty"),
     ("accel_name", b"bnnflow_top_0", TypeError, "string"),
 ])
 def test_board_option_values_fail_before_the_board_probe(export_dir, option, value, error, expected):
@@ -139,6 +134,15 @@ def test_board_option_values_fail_before_the_board_probe(export_dir, option, val
     err = raises_naming(lambda: BnnDriver(export_dir, backend="board", **{option: value}),
                         f"option {option}=", expected, error=error)
     assert not isinstance(err, BoardNotFoundError)
+
+
+@pytest.mark.parametrize("backend", ["board", "board-sim", "golden", "rtl"])
+@pytest.mark.parametrize("option", ["in_word_bytes", "out_word_bytes"])
+def test_removed_layout_options_say_why(export_dir, backend, option):
+    """The stream layout is the accelerator interface's (docs/ACCEL.md): the old layout options are refused."""
+    raises_naming(lambda: BnnDriver(export_dir, backend=backend, **{option: 8}),
+                  f"unknown option {option!r} for backend {backend!r}: it was removed, the stream layout is fixed "
+                  "by the accelerator interface (docs/ACCEL.md)", error=TypeError)
 
 
 def test_board_bitfile_and_overlay_together(export_dir):
@@ -177,13 +181,13 @@ def test_rtl_options_are_run_networks_and_canonical(export_dir, monkeypatch):
     network = pytest.importorskip("bnnflow.sim.network")
     keyword_only = [p.name for p in inspect.signature(network.run_network).parameters.values()
                     if p.kind == p.KEYWORD_ONLY]
-    assert set(RtlBackend.OPTIONS) == {"sim", *keyword_only}
+    assert set(RtlBackend.OPTIONS) == {"sim", "engine", *keyword_only}  # engine: bulk or cocotb (run_network)
     calls = []
     fake = types.ModuleType("bnnflow.sim.network")
     fake.run_network = lambda a, batch, sim, **o: calls.append(o) or types.SimpleNamespace(
         scores=GoldenModel(a).scores(batch), cycles_per_image=1.0, model_cycles=1)
     monkeypatch.setitem(sys.modules, "bnnflow.sim.network", fake)
-    driver = BnnDriver(export_dir, backend="rtl", check=np.bool_(True), seed=np.int32(3), idle=0.25)
+    driver = BnnDriver(export_dir, backend="rtl", engine="cocotb", check=np.bool_(True), seed=np.int32(3), idle=0.25)
     driver.scores(images(2))
     assert calls == [{"check": True, "seed": 3, "idle": 0.25}]
     assert [type(v) for v in calls[0].values()] == [bool, int, float]  # JSON-safe for the testbench config
@@ -346,15 +350,14 @@ def _invalid(option: str) -> st.SearchStrategy:
     if option == "timeout_s":
         return st.one_of(st.floats(max_value=0), st.just(math.inf), st.just(math.nan), st.none(), st.booleans(),
                          st.text(max_size=3))
-    if option in ("in_word_bytes", "out_word_bytes"):
-        return st.one_of(st.integers(max_value=7), st.integers(min_value=129), _JUNK.filter(lambda v: v is not None))
     if option == "dma_data_width":
         return st.one_of(st.integers().filter(lambda v: v not in (32, 64, 128, 256, 512, 1024)), _JUNK)
     if option == "length_width":
         return st.one_of(st.integers(max_value=7), st.integers(min_value=27), _JUNK)
     if option == "engine":
-        return _JUNK.filter(lambda v: v is not None)
-    return st.one_of(st.just(""), st.just("  "), _JUNK.filter(lambda v: not isinstance(v, str)))  # IP names
+        return _JUNK.filter(lambda v: v is not None and v != "rtl")  # "rtl": the co-simulated accelerator
+    names = _JUNK.filter(lambda v: not isinstance(v, str) and (v is not None or option == "dma_name"))
+    return st.one_of(st.just(""), st.just("  "), names)  # IP names (accel_name None: found by its VLNV)
 
 
 @settings(SETTINGS, max_examples=60)

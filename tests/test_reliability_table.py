@@ -161,10 +161,22 @@ def _rows(tmp_path: Path, run: Path) -> list[tuple[str, str, str]]:
     rows.append(("export", "PE that does not divide the neurons", _message(
         lambda: random_artifact(tmp_path / "p", seed=0, folding=[F(3, 32), F(4, 32), F(2, 32)]))))
 
-    from bnnflow.host import BnnDriver
+    from bnnflow.host import BnnDriver, run_cmd
+
+    other = tmp_path / "other"   # the same network folded otherwise: another hardware signature
+    random_artifact(other, seed=3, n_vectors=2, folding=[F(8, 32), F(16, 16), F(5, 16)], generate=())
+
+    def padding_bit() -> None:
+        driver = BnnDriver(good, backend="board-sim")
+        driver.backend.device.corrupt_next_transfer(byte=31, mask=0x80)  # above the first 160-bit word
+        driver.classify(np.zeros((2, 64), np.uint8))
 
     for what, call in [
         ("`max_batch=-1`", lambda: BnnDriver(good, backend="board-sim", max_batch=-1)),
+        ("the removed `in_word_bytes=8`", lambda: BnnDriver(good, backend="board-sim", in_word_bytes=8)),
+        ("`load()` of an export folded otherwise", lambda: BnnDriver(good).load(other)),
+        ("a padding bit set on the way to the accelerator (board-sim)", padding_bit),
+        ("`bnnflow run --backend board` without a board", lambda: run_cmd.run(good, "board", echo=None)),
         ("`timeout_s=0`", lambda: BnnDriver(good, backend="board", timeout_s=0)),
         ("an unknown option", lambda: BnnDriver(good, backend="golden", max_batch=4)),
         ("an unknown backend", lambda: BnnDriver(good, backend="fpga")),

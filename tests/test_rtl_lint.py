@@ -1,4 +1,4 @@
-"""Every RTL module and a generated top pass `verilator --lint-only -Wall` and Icarus -g2005."""
+"""Every RTL module and the generated core and accelerator pass `verilator --lint-only -Wall` and Icarus -g2005."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from bnnflow.sim import toolchain
 from bnnflow.testing import random_artifact
 
 LIB = {p.name: p for p in rtlgen.library_sources()}
+
+
+
+def _packed(fields: list[int]) -> str:
+    """32-bit fields (field 0 lowest) as one sized hex literal: -G / -P take no concatenations."""
+    return f"{32 * len(fields)}'h" + "".join(f"{v:08x}" for v in reversed(fields))
+
 
 # (top module, files, parameter overrides)
 CASES = [
@@ -33,6 +40,26 @@ CASES = [
     ("bnn_axis_repack", ["bnn_axis_repack.v"], {"IN_ELEMS": 8, "OUT_ELEMS": 8, "ELEMS": 64, "ELEMS_PAD": 64}),
     ("bnn_axis_repack", ["bnn_axis_repack.v"],
      {"IN_ELEMS": 5, "OUT_ELEMS": 3, "ELEM_BITS": 7, "ELEMS": 10, "ELEMS_PAD": 12}),
+    # the parameter write port with the buses of a wider top (unused high bits)
+    ("bnn_mvtu", ["bnn_simd_dot.v", "bnn_threshold.v", "bnn_mvtu.v"],
+     {"MW": 16, "MH": 8, "PE": 4, "SIMD": 8, "ACC_BITS": 5, "THRESHOLD_BITS": 6, "CFG_ADDR_BITS": 9,
+      "CFG_BITS": 300}),
+    ("bnn_axilite_ctrl", ["bnn_axilite_ctrl.v"], {}),
+    ("bnn_axilite_ctrl", ["bnn_axilite_ctrl.v"], {"ADDR_BITS": 8, "ADDR_STATUS": 0x80, "ADDR_STATUS_CTRL": 0x84}),
+    ("bnn_accel_run", ["bnn_accel_run.v"], {}),
+    ("bnn_accel_run", ["bnn_accel_run.v"], {"IN_BEATS": 13, "OUT_BEATS": 4}),
+    ("bnn_beats_to_words", ["bnn_beats_to_words.v"], {}),
+    ("bnn_beats_to_words", ["bnn_beats_to_words.v"], {"BEAT_BITS": 64, "WORD_BITS": 64}),
+    ("bnn_beats_to_words", ["bnn_beats_to_words.v"], {"BEAT_BITS": 1024, "WORD_BITS": 3100}),
+    ("bnn_beats_to_words", ["bnn_beats_to_words.v"], {"BEAT_BITS": 32, "WORD_BITS": 64}),
+    ("bnn_words_to_beats", ["bnn_words_to_beats.v"], {}),
+    ("bnn_words_to_beats", ["bnn_words_to_beats.v"], {"BEAT_BITS": 128, "WORD_BITS": 128}),
+    ("bnn_words_to_beats", ["bnn_words_to_beats.v"], {"BEAT_BITS": 1024, "WORD_BITS": 2100}),
+    ("bnn_param_loader", ["bnn_param_loader.v"], {}),
+    ("bnn_param_loader", ["bnn_param_loader.v"],
+     {"BEAT_BITS": 64, "LAYER_BITS": 2, "ADDR_BITS": 4, "DATA_BITS": 200, "SEGMENTS": 3,
+      "SEG_WORDS": _packed([16, 4, 1]), "SEG_WORD_BITS": _packed([64, 200, 12]), "SEG_BEATS": _packed([1, 4, 1]),
+      "SEG_LAYER": _packed([0, 0, 1]), "SEG_SEL": _packed([0, 1, 0])}),
 ]
 
 
@@ -67,14 +94,20 @@ def test_module_lint(tmp_path, top, files, params):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("folding", [None, [F(4, 32), F(8, 16), F(1, 1)]], ids=["default", "padded"])
-def test_generated_top_lint(tmp_path, folding):
-    a = random_artifact(tmp_path / "a", seed=0, input_features=100, hidden=(64, 32), classes=10, folding=folding,
-                        n_vectors=2, generate=("rtl",))
+@pytest.mark.parametrize("top", [rtlgen.TOP_MODULE, rtlgen.ACCEL_MODULE])
+@pytest.mark.parametrize("shape", [
+    dict(input_features=100, hidden=(64, 32), classes=10, folding=None),
+    dict(input_features=100, hidden=(64, 32), classes=10, folding=[F(4, 32), F(8, 16), F(1, 1)]),
+    # multi-beat input and output words, one layer without thresholds after a single threshold layer
+    dict(input_features=300, hidden=(32,), classes=150, folding=[F(8, 300), F(150, 32)]),
+], ids=["default", "padded", "multi-beat"])
+def test_generated_top_lint(tmp_path, top, shape):
+    """The core and the accelerator of generated designs."""
+    a = random_artifact(tmp_path / "a", seed=0, n_vectors=2, generate=("rtl",), **shape)
     section = a.manifest["rtl"]
     files = [a.root / p for p in section["sources"]]
     assert (a.root / section["top"]).is_file() and all((a.root / m).is_file() for m in section["memories"])
     toolchain.pytest_require("verilator")
-    _verilator_lint(files, rtlgen.TOP_MODULE)
+    _verilator_lint(files, top)
     toolchain.pytest_require("icarus")
-    _icarus_2005(files, rtlgen.TOP_MODULE, tmp_path)
+    _icarus_2005(files, top, tmp_path)
