@@ -45,7 +45,7 @@ DEFAULT_DMA = "axi_dma_0"
 DEFAULT_MAX_TRANSFER = (1 << 26) - 1
 
 #: The keyword options of ``BnnDriver(..., backend="board")``.
-BOARD_OPTIONS = ("bitfile", "overlay", "accel_name", "dma_name", "timeout_s", "max_batch")
+BOARD_OPTIONS = ("bitfile", "overlay", "accel_name", "dma_name", "timeout_s", "max_batch", "fclk_mhz")
 #: ``board-sim`` brings its own overlay, so it takes no ``bitfile``/``overlay``, but a device configuration.
 SIM_OPTIONS = ("engine", "dma_data_width", "length_width", "accel_name", "dma_name", "timeout_s", "max_batch")
 #: The AXI DMA's stream widths in the .hwh (PG021 parameter names), checked against the accelerator's beats.
@@ -91,6 +91,24 @@ def probe_board(pynq):
         except RuntimeError as exc:
             raise BoardNotFoundError(
                 f"no PYNQ board found (pynq: {exc}); use backend='golden' or 'rtl'") from None
+
+
+#: The highest fabric clock the option takes (the PL clock generators of Zynq-7000 and UltraScale+ stop near it).
+MAX_FCLK_MHZ = 500.0
+
+
+def set_fabric_clock(pynq, mhz: float) -> float:
+    """Set PL clock 0 through PYNQ (``Clocks.fclk0_mhz``) and return what the PS reports back.
+
+    The PS divides its PLL by integers, so the result is the nearest clock it
+    can make; the timing closure of the bitstream was for the block design's
+    clock, so a faster one is the user's risk (docs/DRIVER.md).
+    """
+    clocks = getattr(pynq, "Clocks", None)
+    if clocks is None or not hasattr(clocks, "fclk0_mhz"):
+        raise BoardError("this pynq has no Clocks.fclk0_mhz (pynq.ps.Clocks); cannot set fclk_mhz")
+    clocks.fclk0_mhz = float(mhz)
+    return float(clocks.fclk0_mhz)
 
 
 def resolve_bitfile(artifact: art.Artifact, bitfile: str | Path | None) -> Path:
@@ -185,6 +203,7 @@ class BoardBackend:
         dma_name: str = DEFAULT_DMA,
         timeout_s: float = 10.0,
         max_batch: int | None = None,
+        fclk_mhz: float | None = None,
     ):
         """Load ``bitfile`` (or use an already loaded ``overlay``), find the IPs, check the signature.
 
@@ -193,7 +212,9 @@ class BoardBackend:
         buffers is the accelerator's (docs/ACCEL.md). The bitstream's hardware
         signature must be the export's (:class:`SignatureMismatchError`).
         ``max_batch`` caps the images per DMA transfer (the DMA's maximum
-        transfer length caps it anyway).
+        transfer length caps it anyway). ``fclk_mhz`` sets the fabric clock
+        (PYNQ's ``Clocks.fclk0_mhz``) after the overlay is loaded; None keeps
+        the block design's (100 MHz from ``make bitstream``).
         """
         self.artifact = artifact
         opt.check_path("bitfile", bitfile)
@@ -204,6 +225,8 @@ class BoardBackend:
             raise ValueError(f"options bitfile={str(bitfile)!r} and overlay=... both given: the overlay is already "
                              "loaded and the bitfile would be ignored; pass one of them")
         self.check_options(accel_name=accel_name, dma_name=dma_name, timeout_s=timeout_s, max_batch=max_batch)
+        if fclk_mhz is not None:
+            opt.check_number("fclk_mhz", fclk_mhz, low=0, low_open=True, high=MAX_FCLK_MHZ)
         self.timeout_s = float(timeout_s)
         self.in_stream, self.out_stream = accel.input_stream(artifact), accel.output_stream(artifact)
         self.in_port = dma_layout.input_port(artifact)
@@ -214,6 +237,8 @@ class BoardBackend:
             bitfile = resolve_bitfile(artifact, bitfile)
             overlay = self._pynq.Overlay(str(bitfile))
         self.overlay = overlay
+        #: The fabric clock in MHz as PYNQ reports it after ``fclk_mhz`` was applied (None: not set here).
+        self.fclk_mhz = None if fclk_mhz is None else set_fabric_clock(self._pynq, fclk_mhz)
         self.bitfile = bitfile if bitfile is not None else getattr(overlay, "bitfile_name", None)
         self.accel = self._accel(accel_name)
         #: The hardware signature the bitstream reports (checked equal to the export's).
@@ -234,7 +259,7 @@ class BoardBackend:
                              f"({self.in_port.bytes_per_image} bytes in, {self.out_port.bytes_per_image} out); "
                              "widen the DMA's buffer length register (c_sg_length_width)")
         self.images_per_transfer = per_transfer if max_batch is None else min(per_transfer, int(max_batch))
-        self._in_buf = self._out_buf = None
+        self._slots: list[tuple | None] = [None, None]   # (send, receive) buffers per slot
         self._capacity = 0
         self._seconds = dict.fromkeys(self.SECONDS, 0.0)
         self._failed_load: str | None = None  # what failed, once a load failed: the memories are unknown then
@@ -293,13 +318,23 @@ class BoardBackend:
         target = getattr(self.overlay, "device", None)  # the overlay's device; None = pynq's active one
         return self._pynq.allocate((nbytes,), dtype=np.uint8, target=target)
 
-    def _buffers(self, n: int):
+    def _buffers(self, n: int, slot: int = 0):
+        """Send and receive buffers of slot 0 or 1 (two slots: one fills while the other is on the DMA)."""
         if n > self._capacity:
-            self.close()
-            self._in_buf = self._allocate(n * self.in_port.bytes_per_image)
-            self._out_buf = self._allocate(n * self.out_port.bytes_per_image)
+            self._free_buffers()
             self._capacity = n
-        return self._in_buf, self._out_buf
+        if self._slots[slot] is None:
+            self._slots[slot] = (self._allocate(self._capacity * self.in_port.bytes_per_image),
+                                 self._allocate(self._capacity * self.out_port.bytes_per_image))
+        return self._slots[slot]
+
+    def _free_buffers(self) -> None:
+        for pair in self._slots:
+            for buf in pair or ():
+                if hasattr(buf, "freebuffer"):
+                    buf.freebuffer()
+        self._slots = [None, None]
+        self._capacity = 0
 
     # -- running -----------------------------------------------------------------
     def _wait_channel(self, channel, what: str) -> None:
@@ -321,19 +356,28 @@ class BoardBackend:
                     "and that the engine's output stream reaches the DMA with TLAST")
         channel.wait()  # returns at once now; invalidates the receive buffer, reads the length
 
-    def _run_chunk(self, images: np.ndarray) -> np.ndarray:
-        """Scores of one DMA transfer's images; adds its host and transfer seconds to ``self._seconds``."""
-        n = images.shape[0]
-        in_buf, out_buf = self._buffers(n)
+    def _pack(self, images: np.ndarray, slot: int) -> int:
+        """Pack a chunk into slot ``slot``'s send buffer (while the DMA may be busy with the other slot)."""
+        in_buf, _ = self._buffers(images.shape[0], slot)
         clock = time.perf_counter()
         data = dma_layout.pack_images(self.artifact, images, self.in_port)
         in_buf[:data.size] = data
-        packed = time.perf_counter()
-        out_bytes = n * self.out_port.bytes_per_image
-        send, recv = self.dma.sendchannel, self.dma.recvchannel
-        recv.transfer(out_buf, nbytes=out_bytes)
+        self._seconds["pack_seconds"] += time.perf_counter() - clock
+        return int(data.size)
+
+    def _launch(self, n: int, nbytes: int, slot: int) -> float:
+        """Start one infer run on slot ``slot``: receive channel, ap_start, send channel. Returns its start time."""
+        in_buf, out_buf = self._slots[slot]
+        started = time.perf_counter()
+        self.dma.recvchannel.transfer(out_buf, nbytes=n * self.out_port.bytes_per_image)
         self.accel.start(n, accel.MODE_INFER)
-        send.transfer(in_buf, nbytes=int(data.size))
+        self.dma.sendchannel.transfer(in_buf, nbytes=nbytes)
+        return started
+
+    def _finish(self, n: int, slot: int, started: float) -> None:
+        """Wait for the run on slot ``slot`` and check it; its scores stay in the receive buffer."""
+        send, recv = self.dma.sendchannel, self.dma.recvchannel
+        out_bytes = n * self.out_port.bytes_per_image
         self._wait_channel(send, "send (MM2S)")
         self._wait_channel(recv, "receive (S2MM)")
         self.accel.wait(self.timeout_s, what=f"infer run of {n} images")
@@ -343,13 +387,13 @@ class BoardBackend:
             raise BoardError(f"received {received} bytes of scores for {n} images, expected {out_bytes} "
                              f"({self.out_port.words_per_image} words of {self.out_port.word_bytes} bytes each): "
                              "the bitstream's network does not match the artifact")
-        transferred = time.perf_counter()
-        scores = dma_layout.unpack_scores(self.artifact, out_buf, self.out_port, n)
-        seconds = self._seconds
-        seconds["pack_seconds"] += packed - clock
-        seconds["transfer_seconds"] += transferred - packed
-        seconds["unpack_seconds"] += time.perf_counter() - transferred
-        return scores
+        self._seconds["transfer_seconds"] += time.perf_counter() - started
+
+    def _unpack(self, n: int, slot: int) -> np.ndarray:
+        clock = time.perf_counter()
+        scores = dma_layout.unpack_scores(self.artifact, self._slots[slot][1], self.out_port, n)
+        self._seconds["unpack_seconds"] += time.perf_counter() - clock
+        return np.asarray(scores)
 
     # -- loading parameters ---------------------------------------------------------
     def load(self, artifact: art.Artifact) -> dict[str, Any]:
@@ -429,24 +473,28 @@ class BoardBackend:
         if not (isinstance(per, int) and per >= 1):
             raise RuntimeError(f"board backend: images_per_transfer is {per!r}, expected a positive integer")
         scores = np.empty((n, classes), dtype=np.int64)
-        written = transfers = 0
         self._seconds = dict.fromkeys(self.SECONDS, 0.0)
-        for start in range(0, n, per):
-            stop = min(n, start + per)
-            chunk = np.asarray(self._run_chunk(images[start:stop]))
-            if chunk.shape != (stop - start, classes):
-                raise BoardError(f"images {start}..{stop - 1}: got scores of shape {chunk.shape}, "
-                                 f"expected {(stop - start, classes)}")
-            scores[start:stop] = chunk
-            written += stop - start
-            transfers += 1
-        if written != n:  # every row of the result comes from the board, or the call fails
-            raise RuntimeError(f"board backend wrote scores for {written} of {n} images; refusing a partial result")
-        return BackendResult(scores=scores, details={"transfers": transfers, **self._seconds})
+        chunks = [(start, min(n, start + per)) for start in range(0, n, per)]
+        # Double buffering: chunk i is packed into one slot while chunk i-1 runs from the other, and
+        # chunk i-1 is unpacked while chunk i runs, so the host's work hides behind the accelerator's.
+        running = None  # (chunk index, slot, start time) of the run on the DMA
+        for i in range(len(chunks) + 1):
+            slot, chunk_i = i % 2, chunks[i] if i < len(chunks) else None
+            nbytes = self._pack(images[chunk_i[0]:chunk_i[1]], slot) if chunk_i is not None else 0
+            if running is not None:
+                j, prev_slot, started = running
+                self._finish(chunks[j][1] - chunks[j][0], prev_slot, started)
+                running = None
+            if chunk_i is not None:
+                running = (i, slot, self._launch(chunk_i[1] - chunk_i[0], nbytes, slot))
+            if i > 0:
+                a, b = chunks[i - 1]
+                chunk = self._unpack(b - a, (i - 1) % 2)
+                if chunk.shape != (b - a, classes):
+                    raise BoardError(f"images {a}..{b - 1}: got scores of shape {chunk.shape}, "
+                                     f"expected {(b - a, classes)}")
+                scores[a:b] = chunk
+        return BackendResult(scores=scores, details={"transfers": len(chunks), **self._seconds})
 
     def close(self) -> None:
-        for buf in (self._in_buf, self._out_buf):
-            if buf is not None and hasattr(buf, "freebuffer"):
-                buf.freebuffer()
-        self._in_buf = self._out_buf = None
-        self._capacity = 0
+        self._free_buffers()

@@ -573,7 +573,6 @@ class SimulatedBoardBackend(BoardBackend):
         # the board options first (no device is made for a bad one), then the device's own
         BoardBackend.check_options(accel_name=accel_name, dma_name=dma_name, timeout_s=timeout_s,
                                    max_batch=max_batch)
-        self._growing = False
         self.device = make_device(artifact, engine, dma_data_width=dma_data_width, length_width=length_width)
         try:
             super().__init__(artifact, overlay=SimOverlay(self.device), accel_name=accel_name, dma_name=dma_name,
@@ -589,17 +588,7 @@ class SimulatedBoardBackend(BoardBackend):
                              "accelerator's memories")
         return super().load(artifact)
 
-    def _buffers(self, n: int):
-        # BoardBackend frees its smaller buffers with close() before allocating larger ones; that close()
-        # must not end the device (an RTL simulation keeps the accelerator's state)
-        self._growing = True
-        try:
-            return super()._buffers(n)
-        finally:
-            self._growing = False
-
     def close(self) -> None:
         """Free the DMA buffers and, when the driver closes, the device (an RTL simulation ends)."""
         super().close()
-        if not self._growing:
-            self.device.close()
+        self.device.close()

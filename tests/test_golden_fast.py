@@ -18,7 +18,7 @@ from bnnflow import golden
 from bnnflow.folding import LayerFolding
 from bnnflow.golden import GoldenModel, choose_arithmetic, layer_bound, pair_radix
 from bnnflow.testing import random_artifact, random_layers
-from bnnflow.writer import LayerData, write_artifact
+from bnnflow.writer import LayerData, read_vectors, write_artifact
 
 
 def assert_traces_equal(fast: golden.GoldenTrace, ref: golden.GoldenTrace) -> None:
@@ -46,8 +46,6 @@ def edge_images(rng: np.random.Generator, features: int, bits: int, n: int = 40)
     rows = [rng.integers(0, top + 1, size=(n, features)), np.full((1, features), top), np.zeros((1, features)),
             np.eye(1, features, features // 2) * top, (np.arange(features)[None, :] % 2) * top]
     return np.concatenate(rows).astype(np.uint8)
-
-
 
 
 def random_folding(rng: np.random.Generator, layers: list[LayerData]) -> list[LayerFolding]:
@@ -88,7 +86,8 @@ def test_random_artifact_default_folding(seed, tmp_path):
     a = random_artifact(tmp_path / "net", seed=seed, input_features=100, hidden=(48, 32), classes=10,
                         input_bits=5, generate=())
     model = GoldenModel(a)
-    images = np.fromfile(a.path("vectors/images.bin"), dtype=np.uint8).reshape(-1, 100)
+    images, _, stored = read_vectors(a)
+    np.testing.assert_array_equal(model.scores(images), stored)
     check_model(model, np.concatenate([images, edge_images(np.random.default_rng(seed), 100, 5)]))
 
 
@@ -232,3 +231,31 @@ def test_check_images_unchanged(tmp_path):
         model.trace(np.zeros((1, 12), np.float32))
     with pytest.raises(ValueError, match=r"images must have shape \(N, 12\), got \(1, 11\)"):
         model.predict(np.zeros((1, 11), np.uint8))
+
+
+def test_loaded_parameters_with_zero_padding_and_wide_thresholds(tmp_path):
+    """What an accelerator computes after loading odd words: padded lanes of 0 count as XNOR matches, thresholds
+    beyond their field widen the layer's bound (float64 for +-2^30) -- still equal to the int64 computation."""
+    from bnnflow import accel, packing
+
+    a = random_artifact(tmp_path / "net", seed=4, input_features=20, hidden=(12, 9), classes=3, input_bits=3,
+                        folding=[LayerFolding(pe=4, simd=8), LayerFolding(pe=3, simd=5), LayerFolding(pe=1, simd=4)],
+                        generate=())
+    lanes = [a.weight_lanes(k) for k in range(3)]
+    folded = [a.folded_thresholds(k) for k in range(3)]
+    for k in (0, 1, 2):                   # every padded lane (a 1 in an all-zero matrix's folding) set to 0
+        mh, mw = a.layers[k].out_features, a.layers[k].in_features
+        pad = packing.fold_weight_bits(np.zeros((mh, mw), np.uint8), a.layers[k].pe, a.layers[k].simd) == 1
+        assert pad.any()
+        lanes[k][pad] = 0
+    folded[1] = folded[1].copy()
+    folded[1][0, 0], folded[1][-1, -1] = -(1 << 30), 1 << 30
+    view = accel.with_parameters(a, lanes, folded)
+    model = GoldenModel(view)
+    assert model.layer_dtypes == [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float32)]
+    assert model.layer_packing == [2, 2, 2]   # layer 1's bound is the threshold, 2^30; its pairs need 12 * 33
+    fast = check_model(model, edge_images(np.random.default_rng(4), 20, 3))
+    # layer 2 (9 inputs padded to 12): each of the 3 padded lanes, input 0 and weight 0, is one more match
+    w = view.weight_bits(2).astype(np.int64)
+    a1 = fast.outputs[1]
+    np.testing.assert_array_equal(fast.accumulators[2], a1 @ w.T + (1 - a1) @ (1 - w).T + 3)

@@ -247,12 +247,12 @@ def test_board_result_is_never_partial(board_sim):
         raises_naming(lambda: board_sim.scores(x), "images_per_transfer", error=RuntimeError)
     finally:
         backend.images_per_transfer = old
-    real = backend._run_chunk
+    real = backend._unpack
     try:
-        backend._run_chunk = lambda chunk: real(chunk)[:-1]  # a chunk comes back one image short
+        backend._unpack = lambda n, slot: real(n, slot)[:-1]  # a chunk comes back one image short
         raises_naming(lambda: board_sim.scores(x), "shape", error=BoardError)
     finally:
-        backend._run_chunk = real
+        backend._unpack = real
     np.testing.assert_array_equal(board_sim.scores(x), GoldenModel(board_sim.artifact).scores(x))
 
 

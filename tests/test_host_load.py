@@ -261,3 +261,32 @@ def test_register_map_from_the_hwh_is_checked():
     with pytest.raises(BoardError, match=r"register map \(from the .hwh\) differs from docs/ACCEL.md: mode at 0x1c "
                                          r"\(driver: 0x18\), status at 0x30 \(driver: 0x28\)"):
         check_register_map(bad)
+
+
+def test_fabric_clock_is_set_through_pynq_clocks():
+    from types import SimpleNamespace
+
+    from bnnflow.host.backend_board import BoardError, set_fabric_clock
+
+    class Clocks:  # the PS rounds to what its dividers make, as pynq.ps.Clocks reports back
+        _mhz = 100.0
+
+        @property
+        def fclk0_mhz(self):
+            return self._mhz
+
+        @fclk0_mhz.setter
+        def fclk0_mhz(self, value):
+            self._mhz = round(1000.0 / round(1000.0 / value), 3)
+
+    assert set_fabric_clock(SimpleNamespace(Clocks=Clocks()), 150) == 142.857
+    with pytest.raises(BoardError, match=r"this pynq has no Clocks.fclk0_mhz \(pynq.ps.Clocks\); cannot set fclk_mhz"):
+        set_fabric_clock(SimpleNamespace(), 150)
+
+
+@pytest.mark.parametrize("value, message", [(0, "fclk_mhz=0"), (501, "fclk_mhz=501"), ("fast", "fclk_mhz='fast'")])
+def test_fabric_clock_option_is_checked_before_pynq(tmp_path, value, message):
+    export = tmp_path / "e"
+    random_artifact(export, seed=3, n_vectors=1, generate=())
+    with pytest.raises((ValueError, TypeError), match=message):
+        BnnDriver(export, backend="board", fclk_mhz=value)
