@@ -46,9 +46,9 @@ def check_read_back(root, wide, seed):
 
 
 @pytest.mark.hls
-@pytest.mark.parametrize("wide,seed", [pytest.param(FULL, 0, id="simd1-4096-seed0"),
+@pytest.mark.parametrize("wide,seed", [pytest.param(FULL, 0, id="simd1-4096-seed0", marks=pytest.mark.slow),
                                        pytest.param(MID, 1, id="simd1-512-seed1"),
-                                       pytest.param(MID, 2, id="simd1-512-seed2")])
+                                       pytest.param(MID, 2, id="simd1-512-seed2", marks=pytest.mark.slow)])
 def test_weight_memories_hold_the_artifact_words(tmp_path, hls_toolchain, wide, seed):
     check_read_back(tmp_path, wide, seed)
 
@@ -71,7 +71,7 @@ def test_simd_sweep_network_csim(tmp_path, hls_toolchain):
 
 
 @pytest.mark.hls
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
 def test_simd128_network_csim(tmp_path, hls_toolchain, seed):
     """The network that found the bug: 512-256-256-10 at SIMD 128 gave 197/284/262 wrong scores."""
     artifact = random_artifact(tmp_path / "export", seed=seed, input_features=512, hidden=(256, 256), classes=10,

@@ -263,7 +263,7 @@ def numpy_specs() -> list:
     oldest = OLDEST_NUMPY_1.get(sys.version_info[:2])
     return [pytest.param(oldest or "numpy<2", id="numpy1", marks=() if oldest else pytest.mark.skip(
                 reason=f"no numpy 1.x wheel for Python {sys.version_info[0]}.{sys.version_info[1]}")),
-            pytest.param("numpy", id="numpy-newest")]
+            pytest.param("numpy", id="numpy-newest", marks=pytest.mark.slow)]  # CI: the board's numpy 1.x
 
 
 @pytest.mark.parametrize("numpy_spec", numpy_specs())
