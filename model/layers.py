@@ -131,11 +131,16 @@ class BinaryLinear(QuantLinear):
 
 @torch.no_grad()
 def clip_weights(model: nn.Module) -> None:
-    """Clip every quantized layer's latent weights to its ``weight_clip`` (after optimizer.step())."""
+    """Clip every quantized layer's latent weights to its ``weight_clip`` (after optimizer.step()).
+
+    Quantized layers are found by type (as :func:`bnnflow.model.optim.param_groups`
+    does), not by ``getattr(module, "weight_clip", None)``: on the other modules
+    that lookup goes through ``nn.Module.__getattr__`` and raises and catches an
+    AttributeError each, which cost more than the clamps (this runs every step).
+    """
     for module in model.modules():
-        clip = getattr(module, "weight_clip", None)
-        if clip is not None:
-            module.weight.clamp_(-clip, clip)
+        if isinstance(module, _QuantMixin) and module.weight_clip is not None:
+            module.weight.clamp_(-module.weight_clip, module.weight_clip)
 
 
 def glorot_lr_scale(layer: nn.Module) -> float:

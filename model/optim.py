@@ -47,6 +47,7 @@ class ShiftAdaMax(torch.optim.Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             b1, b2 = group["betas"]
+            steps: dict[int, float] = {}    # AP2 step size by t: the same for every parameter of the group
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -61,7 +62,9 @@ class ShiftAdaMax(torch.optim.Optimizer):
                 m, v = state["m"], state["v"]
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 torch.maximum(v.mul_(b2), g.abs(), out=v)
-                step = float(ap2(torch.tensor(group["lr"] / (1 - b1 ** t), dtype=torch.float64)))
+                if t not in steps:
+                    steps[t] = float(ap2(torch.tensor(group["lr"] / (1 - b1 ** t), dtype=torch.float64)))
+                step = steps[t]
                 p.sub_(step * m / (ap2(v) + group["eps"]))
         return loss
 
