@@ -51,8 +51,12 @@ def _make(root: Path, name: str, seed: int = 7, n_vectors: int = 24) -> art.Arti
     return random_artifact(root, seed=seed, n_vectors=n_vectors, generate=("hls",), **CASES[name])
 
 
+#: In CI; the rest run under `slow` (test_hls_wide.py and test_hls_accel.py cover SIMD > 64 and padding in CI).
+CI_CASES = ("default", "mnist784_simd64", "one_layer_threshold", "pe1_simd1")
+
+
 @pytest.mark.hls
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [n if n in CI_CASES else pytest.param(n, marks=pytest.mark.slow) for n in CASES])
 def test_csim_matches_golden(tmp_path, hls_toolchain, name):
     artifact = _make(tmp_path / "export", name)
     result = hlsflow.run_csim(artifact, build_dir=tmp_path / "build")

@@ -158,6 +158,7 @@ def test_testbench_refuses_unusable_files(reload_pair, tmp_path):
 
 
 @pytest.mark.hls
+@pytest.mark.slow
 def test_broken_status_logic_fails_the_checks(tmp_path, hls_toolchain, monkeypatch):
     """A top that never reports a bad mode, a padding bit or a wrong load length fails exactly those checks."""
     broken = tmp_path / "hls"
