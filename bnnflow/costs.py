@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -256,15 +256,17 @@ def _clog2(n: int) -> int:
 
 
 def mvtu_widths(spec: art.LayerSpec) -> dict[str, int]:
-    """The widths ``rtl/bnn_mvtu.v`` derives from its parameters (its localparams)."""
-    xnor = spec.kind != art.INT_THRESHOLD
-    lane_max = 1 if xnor else (1 << spec.input_bits) - 1
-    dot_bits = _clog2(spec.simd * lane_max + 1) + 1
-    acc_w = max(spec.acc_bits, dot_bits) + 1
-    threshold = spec.kind != art.XNOR_SCORE
-    return {"dot_bits": dot_bits, "acc_w": acc_w, "tb": spec.threshold_bits if threshold else 0,
-            "in_w": spec.simd * spec.input_bits, "out_w": spec.pe * spec.output_bits,
-            "depth": spec.nf * spec.sf, "word": spec.pe * spec.simd}
+    """The widths ``rtl/bnn_mvtu.v`` derives (its localparams) from the parameters rtlgen gives it."""
+    from .rtlgen import mvtu_parameters
+
+    p = mvtu_parameters(spec)
+    lane_max = 1 if p["XNOR"] else (1 << p["INPUT_BITS"]) - 1
+    dot_bits = _clog2(p["SIMD"] * lane_max + 1) + 1
+    acc_w = max(p["ACC_BITS"], dot_bits) + 1
+    nf, sf = p["MH"] // p["PE"], p["MW"] // p["SIMD"]
+    return {"dot_bits": dot_bits, "acc_w": acc_w, "tb": p["THRESHOLD_BITS"] if p["THRESHOLD"] else 0,
+            "in_w": p["SIMD"] * p["INPUT_BITS"], "out_w": p["PE"] * p["OUTPUT_BITS"],
+            "depth": nf * sf, "word": p["PE"] * p["SIMD"]}
 
 
 def mvtu_memories(spec: art.LayerSpec) -> dict[str, MemoryMap]:
@@ -283,7 +285,7 @@ def mvtu_features(spec: art.LayerSpec) -> dict[str, float]:
     """The model's logic features of one ``bnn_mvtu`` (see :data:`FEATURES`)."""
     w = mvtu_widths(spec)
     lanes = spec.pe * spec.simd
-    xnor = spec.kind != art.INT_THRESHOLD
+    xnor = spec.kind != art.INT_THRESHOLD      # rtlgen's XNOR parameter
     return {
         "const": 1.0,
         "xnor_lane_bits": lanes * w["dot_bits"] if xnor else 0.0,
@@ -295,10 +297,16 @@ def mvtu_features(spec: art.LayerSpec) -> dict[str, float]:
 
 
 def repack_features(in_elems: int, out_elems: int, elems: int, elems_pad: int, elem_bits: int = 1) -> dict[str, float]:
-    """The model's features of one ``bnn_axis_repack``: its two banks and its read multiplexer."""
-    return {"const": 1.0, "bank_bits": float(elems * elem_bits),
-            "read_mux_bits": float(elems_pad * elem_bits) if elems_pad > out_elems else 0.0,
-            "in_words": float(elems // in_elems)}
+    """The model's features of one ``bnn_axis_repack``: its two banks and the width of its input word.
+
+    yosys builds the banks' indexed writes (``bank[widx*IN_W +: IN_W]``) and
+    the indexed read as shifters: the LUTs grow as bits x log2(bits) of a bank
+    plus a share per input element (measured; ``out_elems`` and the padding
+    did not improve the fit).
+    """
+    bits = elems * elem_bits
+    return {"const": 1.0, "bank_bits": float(bits), "bank_bits_log": bits * math.log2(bits) if bits > 1 else 0.0,
+            "in_elems": float(in_elems * elem_bits)}
 
 
 def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
@@ -314,7 +322,7 @@ def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
 FEATURES = {
     "mvtu": {"lut": ("const", "xnor_lane_bits", "int_lane_bits", "acc_bits", "in_bits"),
              "ff": ("const", "reg_bits")},
-    "repack": {"lut": ("const", "read_mux_bits", "in_words"), "ff": ("const", "bank_bits")},
+    "repack": {"lut": ("const", "bank_bits_log", "in_elems"), "ff": ("const", "bank_bits")},
     "shell": {"lut": ("const", "data_bits", "stream_bits"), "ff": ("const", "data_bits", "stream_bits")},
 }
 
@@ -363,10 +371,10 @@ class CostModel:
         """The parts of the repackers around layer ``spec`` that its own folding sets.
 
         The repacker feeding the layer (``consumes``) holds the layer's MW
-        inputs and its read multiplexer follows the layer's SIMD; the one after
-        it (``produces``) takes words of the layer's PE. The repack model is
-        linear in those features, so the shares of two neighbours add up to
-        :meth:`repack` exactly, and ``fold`` can price each layer on its own.
+        inputs (a cost the shape fixes); the one after it (``produces``) takes
+        words of the layer's PE elements. The repack model is linear in those
+        features, so the shares of two neighbours add up to :meth:`repack`
+        exactly, and ``fold`` can price each layer on its own.
         """
         def part(feats: dict[str, float]) -> Resources:
             return Resources(lut=sum(self.coef["repack"]["lut"][n] * feats.get(n, 0.0)
@@ -377,10 +385,10 @@ class CostModel:
         out = Resources()
         if consumes:
             feats = repack_features(1, spec.simd, spec.in_features, spec.in_features_padded)
-            feats["in_words"] = 0.0
+            feats["in_elems"] = 0.0
             out = out + part(feats)
         if produces:
-            out = out + part({"in_words": float(spec.out_features // spec.pe)})
+            out = out + part({"in_elems": float(spec.pe * spec.output_bits)})
         return out
 
     def shell(self, specs: Sequence[art.LayerSpec]) -> Resources:
@@ -402,16 +410,21 @@ class CostModel:
 _MODEL: CostModel | None = None
 
 
+def load_table() -> dict[str, Any]:
+    """The checked-in table ``bnnflow/cost_table.py`` (measured points, fitted model, errors)."""
+    try:
+        from .cost_table import TABLE
+    except ImportError:
+        raise CostTableError(f"bnnflow/cost_table.py is missing; create it with `{REGENERATE_COMMAND}` "
+                             "(needs yosys)") from None
+    return TABLE
+
+
 def load_model() -> CostModel:
-    """The model of the checked-in table ``bnnflow/cost_table.py`` (cached)."""
+    """The model of the checked-in table (cached)."""
     global _MODEL
     if _MODEL is None:
-        try:
-            from .cost_table import TABLE
-        except ImportError:
-            raise CostTableError(f"bnnflow/cost_table.py is missing; create it with `{REGENERATE_COMMAND}` "
-                                 "(needs yosys)") from None
-        _MODEL = CostModel(TABLE)
+        _MODEL = CostModel(load_table())
     return _MODEL
 
 
@@ -762,8 +775,20 @@ def regenerate(path: Path = TABLE_FILE, log=print) -> dict[str, Any]:
     start = time.monotonic()
     points = measure(log)
     table = {"command": REGENERATE_COMMAND, "yosys": yosys_version(exe), "synth": YOSYS_SYNTH,
-             "rtl_sha256": rtl_hashes(), "model": fit(points), "points": points,
-             "seconds": round(time.monotonic() - start, 1)}
+             "rtl_sha256": rtl_hashes(), "points": points, "seconds": round(time.monotonic() - start, 1)}
+    return write_table(table, path)
+
+
+def refit(table: dict[str, Any], path: Path = TABLE_FILE) -> dict[str, Any]:
+    """Fit the model again to ``table``'s measured points (after a change of FEATURES) and write it."""
+    table = {k: v for k, v in table.items() if k not in ("model", "errors")}
+    return write_table(table, path)
+
+
+def write_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Fit the model to the table's points, add its errors and write the table module ``path``."""
+    table = dict(table)
+    table["model"] = fit(table["points"])
     table["errors"] = errors(table)
     text = ('"""Unit costs of bnnflow\'s RTL measured with yosys: generated, do not edit.\n\n'
             f"Regenerate with `{REGENERATE_COMMAND}` (needs yosys; a few minutes). bnnflow.costs\n"
@@ -781,21 +806,42 @@ def main(argv: list[str] | None = None) -> int:
                     "bnnflow/cost_table.py, the model behind `bnnflow fold` and `bnnflow report`.")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--regenerate", action="store_true", help="synthesize the grid with yosys and rewrite the table")
+    group.add_argument("--refit", action="store_true", help="fit the model again to the table's measured points "
+                                                            "(no yosys; after changing the model's features)")
     group.add_argument("--check", action="store_true", help="print the model's error on the table's own points and "
                                                             "whether the RTL changed since it was measured")
     parser.add_argument("--out", type=Path, default=TABLE_FILE, help="table module to write (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.regenerate:
         table = regenerate(args.out)
-        print(f"wrote {args.out} in {table['seconds']} s")
+        print(f"wrote {args.out} (measured in {table['seconds']} s)")
+    elif args.refit:
+        table = refit(load_table(), args.out)
+        print(f"wrote {args.out} (refitted)")
     else:
         table = load_model().table
-    print(json.dumps(table["errors"] if args.regenerate else errors(table), indent=1))
+    print(describe_errors(table))
     stale = stale_files(table)
     print("RTL unchanged since the table was measured" if not stale else
           f"RTL changed since the table was measured: {', '.join(stale)} (regenerate: {REGENERATE_COMMAND})")
-    print("model:", json.dumps(table["model"], indent=1))
     return 0
+
+
+def describe_errors(table: dict[str, Any]) -> str:
+    """The model's error on the table's points, one line per unit and quantity, and its coefficients."""
+    err = errors(table)
+    lines = [f"{table['yosys']}, {table['synth']}; measured in {table.get('seconds', '?')} s"]
+    for key, e in err.items():
+        if key == "memory":
+            lines.append(f"memory map: {e['points']} points, {len(e['mismatches'])} differ from memory_map()"
+                         + "".join(f"\n  {m}" for m in e["mismatches"]))
+            continue
+        unit, quantity = key.split(".")
+        coef = ", ".join(f"{n} {c:g}" for n, c in table["model"][unit][quantity].items())
+        lines.append(f"{unit:6s} {quantity.upper():3s}: mean |error| {100 * e['mean_abs']:.1f}%, max "
+                     f"{100 * e['max_abs']:.1f}% over {len(table['points'][unit])} points; "
+                     f"coefficients: {coef}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
