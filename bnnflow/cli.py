@@ -406,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- fold and report (bnnflow.fold, bnnflow.report; resource model: bnnflow.costs) --
     from .costs import DEVICES, PLATFORM_ALLOWANCE
+    from .fold import MODEL_MARGIN
 
     def _device(text: str) -> str:
         if text not in DEVICES:
@@ -443,8 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
         from . import report as rp
         from .costs import device
 
+        if args.whole and args.no_yosys:
+            raise ValueError("--whole runs yosys: it cannot go with --no-yosys")
         rep = rp.build_report(args.run, device(args.device), args.clock, use_yosys=not args.no_yosys,
-                              log=lambda m: print(m, file=sys.stderr, flush=True))
+                              log=lambda m: print(m, file=sys.stderr, flush=True), whole=args.whole)
         out = Path(args.out) if args.out else _default_out(str(rep.export), "report")
         _check_out_folder(str(out))
         paths = rp.write_report(rep, out)
@@ -463,7 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with yosys (bnnflow/cost_table.py; `python -m bnnflow.costs --check` prints "
                                    "its error), so no yosys is needed here. The default budget is the device "
                                    f"minus {a.lut:,.0f} LUT, {a.ff:,.0f} FF and {a.bram36:g} BRAM36 for the AXI "
-                                   "DMA and interconnect of the block design. Writes the folding JSON that "
+                                   "DMA and interconnect of the block design, and of the LUTs left "
+                                   f"{100 * MODEL_MARGIN:.0f}% are kept free for the model's error. LUT figures "
+                                   "are yosys 7-series estimates (LUT RAM included), not Vivado results. "
+                                   "Writes the folding JSON that "
                                    "`bnnflow export --folding` reads. Reads only RUN/config.json (or an export's "
                                    "manifest.json): no torch needed.")
     p.add_argument("run", type=_path, help="training run folder (config.json) or an export folder")
@@ -476,8 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images per second to reach at --clock: the cheapest folding with at most "
                              "clock/fps cycles per image (error if it does not fit the device)")
     target.add_argument("--max-lut", type=_positive_int,
-                        help="LUTs the accelerator may use (layers, repackers, shell); default: the device's "
-                             "LUTs minus the DMA allowance. The fastest folding within it is chosen")
+                        help="LUTs the accelerator may use (layers, repackers, shell) by the model's estimate; "
+                             "default: the device's LUTs minus the DMA allowance and the model margin. The "
+                             "fastest folding within it is chosen")
     p.add_argument("--generate", type=_generate_list, default=("rtl", "hls"),
                    help="what the export will generate (default rtl,hls): with hls, stream words stay "
                         "within the HLS engine's 4096-bit limit; `rtl` lifts that limit")
@@ -503,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_path, help="folder for report.md/.json/.png (default RUN/report, or beside "
                                              "an export folder)")
     p.add_argument("--no-yosys", action="store_true", help="use the unit-cost model instead of running yosys")
+    p.add_argument("--whole", action="store_true",
+                   help="also synthesize the whole accelerator, flattened, in one yosys run, and use it as the "
+                        "total (LFC: about 8 minutes and 1.6 GB; the unit-by-unit sum is within about 10%%)")
     _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_report)
     return parser

@@ -85,14 +85,22 @@ class Report:
     accel_cycles: int                  # also bounded by the DMA beats per image
     model_rows: list[UnitRow] = field(default_factory=list)   # the model's estimate, beside yosys's
     network: str = ""                  # e.g. "784-1024-1024-1024-10, 8-bit input"
+    whole: Resources | None = None     # yosys on the whole flattened accelerator (build_report(whole=True))
+    whole_seconds: float | None = None
 
     @property
     def source(self) -> str:
         return self.rows[0].source if self.rows else MODEL_LABEL
 
     @property
-    def total(self) -> Resources:
+    def unit_total(self) -> Resources:
+        """The sum of the units' estimates."""
         return total(r.resources for r in self.rows)
+
+    @property
+    def total(self) -> Resources:
+        """The accelerator's estimate: the whole-design synthesis when run, else the sum of the units."""
+        return self.whole if self.whole is not None else self.unit_total
 
     @property
     def images_per_second(self) -> float:
@@ -110,6 +118,9 @@ class Report:
             "cycles_per_image": self.accel_cycles, "images_per_second": round(self.images_per_second, 1),
             "estimate_source": self.source,
             "total": t.as_dict(),
+            "unit_total": self.unit_total.rounded().as_dict(),
+            "whole": self.whole.rounded().as_dict() if self.whole is not None else None,
+            "whole_seconds": self.whole_seconds,
             "images_per_second_per_lut": round(self.images_per_second / t.lut, 3) if t.lut else None,
             "weight_bits": self.weight_bits, "device_bram_bits": self.device.bram_bits,
             "units": [{"name": r.name, "kind": r.kind, "shape": r.shape, "pe": r.pe, "simd": r.simd, "nf": r.nf,
@@ -141,18 +152,34 @@ def model_rows(specs: list[art.LayerSpec], model: costs.CostModel | None = None)
     return rows
 
 
+def _rtl_dir(a: art.Artifact, tmp: Path) -> Path:
+    """The export's generated RTL folder, or a copy generated into ``tmp`` (an export without RTL)."""
+    rtl_dir = a.root / "rtl"
+    if not (a.manifest.get("rtl") or {}) or not (rtl_dir / rtlgen.ACCEL_FILE).is_file():
+        rtlgen.write_rtl(a, tmp / "gen")
+        rtl_dir = tmp / "gen" / "rtl"
+    return rtl_dir
+
+
+def yosys_whole(a: art.Artifact, timeout: float | None = None) -> tuple[Resources, float]:
+    """yosys on the whole ``bnnflow_accel``, flattened, in one run: (estimate, seconds).
+
+    LFC takes about 8 minutes and 1.6 GB on the development machine
+    (docs/PERFORMANCE.md); the unit-by-unit sum of :func:`yosys_rows` comes
+    within about 10% of it.
+    """
+    with tempfile.TemporaryDirectory(prefix="bnnflow-report-") as tmp:
+        cells, seconds = costs.synth_export_unit(_rtl_dir(a, Path(tmp)), "accel", timeout=timeout)
+    return costs.cells_to_resources(cells), seconds
+
+
 def yosys_rows(a: art.Artifact, timeout: float | None = None,
                log: Callable[[str], None] | None = None) -> list[UnitRow]:
     """The units' estimates from yosys on the export's generated RTL, unit by unit (see the module doc)."""
     specs = a.layers
     rows: list[UnitRow] = []
     with tempfile.TemporaryDirectory(prefix="bnnflow-report-") as tmp:
-        rtl_dir = a.root / "rtl"
-        section = a.manifest.get("rtl") or {}
-        if not section or not (rtl_dir / rtlgen.ACCEL_FILE).is_file():
-            gen = Path(tmp) / "gen"                   # exported without RTL: generate it for the estimate
-            rtlgen.write_rtl(a, gen)
-            rtl_dir = gen / "rtl"
+        rtl_dir = _rtl_dir(a, Path(tmp))
         bus = rtlgen.config_bus(a)
         for k, spec in enumerate(specs):
             params = rtlgen.mvtu_parameters(spec, rtlgen.weight_file(k), rtlgen.threshold_file(k))
@@ -183,8 +210,13 @@ def yosys_rows(a: art.Artifact, timeout: float | None = None,
 
 
 def build_report(path: str | Path, device: Device, clock_mhz: float, use_yosys: bool = True,
-                 timeout: float | None = None, log: Callable[[str], None] | None = None) -> Report:
-    """The report of the export at ``path`` (an export folder or a run folder with one)."""
+                 timeout: float | None = None, log: Callable[[str], None] | None = None,
+                 whole: bool = False) -> Report:
+    """The report of the export at ``path`` (an export folder or a run folder with one).
+
+    ``whole`` (with yosys) also synthesizes the whole accelerator in one run
+    (:func:`yosys_whole`); its figure becomes the report's total.
+    """
     if clock_mhz <= 0:
         raise ValueError(f"--clock {clock_mhz}: must be a positive number of MHz")
     export = resolve_export(path)
@@ -194,13 +226,20 @@ def build_report(path: str | Path, device: Device, clock_mhz: float, use_yosys: 
     accel_cycles = max(core, stream_beats(specs[0], "in"), stream_beats(specs[-1], "out"))
     modelled = model_rows(specs)
     rows = modelled
+    whole_res: Resources | None = None
+    whole_seconds = None
     if use_yosys and costs.find_yosys() is not None:
         rows = yosys_rows(a, timeout=timeout, log=log)
+        if whole:
+            whole_res, whole_seconds = yosys_whole(a, timeout=timeout)
+            if log:
+                log(f"yosys: whole accelerator in {whole_seconds:.0f} s")
     elif use_yosys and log:
         log("yosys not found: the estimates come from the cost model (bnnflow.costs)")
     network = "-".join(str(n) for n in [specs[0].in_features] + [s.out_features for s in specs])
     return Report(export, device, clock_mhz, rows, core, accel_cycles, model_rows=modelled,
-                  network=f"{network}, {specs[0].input_bits}-bit input")
+                  network=f"{network}, {specs[0].input_bits}-bit input", whole=whole_res,
+                  whole_seconds=whole_seconds)
 
 
 def render(report: Report) -> str:
@@ -222,15 +261,19 @@ def render(report: Report) -> str:
                      f"{r.cycles if r.cycles is not None else ''} | "
                      f"{f'{r.weight_bits:,}' if r.weight_bits is not None else ''} | {res.lut:,} | {res.ff:,} | "
                      f"{res.bram36:g} | {res.dsp:g} |")
-    lines.append(f"| **total** | | | | | | **{report.core_cycles}** | {report.weight_bits:,} | **{t.lut:,}** | "
-                 f"{t.ff:,} | **{t.bram36:g}** | {t.dsp:g} |")
+    u = report.unit_total.rounded()
+    lines.append(f"| **total** | | | | | | **{report.core_cycles}** | {report.weight_bits:,} | **{u.lut:,}** | "
+                 f"{u.ff:,} | **{u.bram36:g}** | {u.dsp:g} |")
+    if report.whole is not None:
+        lines.append(f"| **whole accelerator** (flattened, one yosys run, {report.whole_seconds:.0f} s) | | | | | | | | "
+                     f"**{t.lut:,}** | {t.ff:,} | **{t.bram36:g}** | {t.dsp:g} |")
     lines += ["",
               f"- Cycles per image: {report.core_cycles} (the slowest layer's NF*SF, what the RTL core measures)"
               + (f"; the accelerator's DMA streams need {report.accel_cycles} beats per image"
                  if report.accel_cycles != report.core_cycles else "") + ".",
               f"- Frame rate at {report.clock_mhz:g} MHz: {report.images_per_second:,.0f} images/s "
               "(compute bound of the accelerator; DMA and host time not included).",
-              f"- Utilization ({src}): {t.lut:,} LUT = {100 * t.lut / d.lut:.1f}% "
+              f"- Utilization ({src}{', whole accelerator' if report.whole is not None else ''}): {t.lut:,} LUT = {100 * t.lut / d.lut:.1f}% "
               f"(of which {t.lutram:,} as LUT RAM), {t.ff:,} FF = {100 * t.ff / d.ff:.1f}%, {t.bram36:g} BRAM36 = "
               f"{100 * t.bram36 / d.bram36:.1f}%, {t.dsp:g} DSP.",
               f"- Images/s per LUT: {report.images_per_second / max(t.lut, 1):.2f}.",

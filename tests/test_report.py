@@ -151,8 +151,14 @@ def test_report_yosys_one_layer(tmp_path):
     _require_yosys()
     a = random_artifact(tmp_path / "one", seed=4, input_features=16, hidden=(), classes=4, input_bits=2,
                         folding=[F(2, 8)], n_vectors=1, generate=("rtl",))
-    rep = report.build_report(a.root, XC7Z020, 100.0, timeout=300)
+    rep = report.build_report(a.root, XC7Z020, 100.0, timeout=300, whole=True)
     assert [r.name for r in rep.rows] == ["layer 0", "shell"]
+    # the whole accelerator in one run: the total; the same memories, LUTs close to the units' sum
+    assert rep.total == rep.whole and rep.whole.bram36 == rep.unit_total.bram36
+    assert abs(rep.whole.lut - rep.unit_total.lut) <= 0.15 * rep.unit_total.lut, (rep.whole, rep.unit_total)
+    w = rep.whole.rounded()
+    assert (f"| **whole accelerator** (flattened, one yosys run, {rep.whole_seconds:.0f} s) | | | | | | | | "
+            f"**{w.lut:,}** | {w.ff:,} | **{w.bram36:g}** | {w.dsp:g} |") in report.render(rep).splitlines()
     assert {r.source for r in rep.rows} == {"yosys estimate"}
     layer = rep.rows[0]
     want: dict[str, int] = {}
@@ -160,7 +166,7 @@ def test_report_yosys_one_layer(tmp_path):
         for k, v in m.cells().items():
             want[k] = want.get(k, 0) + v
     assert {k: v for k, v in layer.cells.items() if k.startswith(("RAMB", "RAM32", "RAM64"))} == want
-    assert layer.resources.lut > 0 and rep.total == layer.resources + rep.rows[1].resources
+    assert layer.resources.lut > 0 and rep.unit_total == layer.resources + rep.rows[1].resources
     assert "Resources: yosys estimate (yosys 0.23 synth_xilinx -family xc7 on the generated RTL, unit by unit); " \
            "not Vivado results." in report.render(rep).splitlines()
 
