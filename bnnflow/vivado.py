@@ -79,6 +79,8 @@ ACCEL_IPS: dict[str, AccelIp] = {
 }
 
 DMA_INSTANCE = "axi_dma_0"
+#: Where hls/run_hls.tcl leaves the packaged IP, relative to the folder it ran in.
+HLS_IP_SUBDIR = Path("bnnflow_hls") / "solution1" / "impl" / "ip"
 #: The DMA's buffer length register width: 26 bits = transfers up to 64 MiB - 1,
 #: the AXI DMA's maximum; the driver splits larger batches itself.
 DMA_LENGTH_WIDTH = 26
@@ -207,9 +209,6 @@ def hls_ip_command(export_dir: Path) -> list[str]:
         hls_tcl = Path(__file__).resolve().parent / "hls" / "run_hls.tcl"
     return ["vitis_hls", "-f", str(hls_tcl), "-tclargs", str(Path(export_dir).resolve()), "csynth,export"]
 
-
-#: Where hls/run_hls.tcl leaves the packaged IP, relative to the folder it ran in.
-HLS_IP_SUBDIR = Path("bnnflow_hls") / "solution1" / "impl" / "ip"
 
 
 def build_hls_ip(export_dir: Path, build_dir: Path) -> Path:

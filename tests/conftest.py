@@ -76,3 +76,25 @@ def digits_run(tmp_path_factory) -> Path:
     assert main(["train", "--dataset", "digits", "--hidden", "64,32", "--epochs", "8", "--seed", "1",
                  "--out", str(out), "--quiet"]) == 0
     return out
+
+
+def run_cli(capsys, *argv):
+    """(exit code, stdout, stderr) of ``bnnflow ARGV``; usage errors (SystemExit) count as their code."""
+    from bnnflow.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line(err, *needles):
+    """``err`` is one ``bnnflow ...: error: ...`` line (no traceback) containing every needle."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and lines[0].startswith("bnnflow"), err
+    assert ": error: " in lines[0], err
+    for needle in needles:
+        assert str(needle) in lines[0], (needle, err)

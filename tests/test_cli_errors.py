@@ -19,26 +19,9 @@ from bnnflow.cli import main
 from bnnflow.datasets import DatasetError, load_digits_dataset
 from bnnflow.model.train import RunError, load_run, train
 
-from conftest import write_idx
+from conftest import assert_one_line, run_cli, write_idx
 
 
-def run_cli(capsys, *argv):
-    """(exit code, stdout, stderr) of ``bnnflow ARGV``; usage errors (SystemExit) count as their code."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err, *needles):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and lines[0].startswith("bnnflow"), err
-    assert ": error: " in lines[0], err
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, err)
 
 
 def make_idx(root, train_labels, test_labels, shape=(6, 6), seed=0):

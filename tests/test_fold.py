@@ -13,29 +13,16 @@ import pytest
 
 from bnnflow import artifact as art
 from bnnflow import costs
-from bnnflow.cli import main
 from bnnflow.fold import Budget, FoldError, LayerKind, candidates, fold, layers_from_sizes, network_layers, stream_beats
 from bnnflow.folding import load_folding
+
+from conftest import assert_one_line, run_cli  # noqa: E402
 
 LFC = layers_from_sizes([784, 1024, 1024, 1024, 10], 8)
 DIGITS = layers_from_sizes([64, 64, 32, 10], 5)
 XC7Z020 = costs.DEVICES["xc7z020"]
 
 
-def run_cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err, *needles):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bnnflow") and ": error: " in lines[0], err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
 
 
 # -- the cost table ----------------------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from bnnflow import costs, report
-from bnnflow.cli import main
 from bnnflow.fold import fold, layers_from_sizes
 from bnnflow.folding import LayerFolding as F
 from bnnflow.testing import random_artifact
+
+from conftest import run_cli  # noqa: E402
 
 XC7Z020 = costs.DEVICES["xc7z020"]
 
@@ -25,14 +26,6 @@ NETS = {
                    folding=[F(8, 7), F(4, 9), F(3, 5)]),
 }
 
-
-def run_cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.rtl
