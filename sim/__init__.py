@@ -6,6 +6,10 @@
   ``sim_build/<hash>/`` and run cocotb testbenches against it.
 - :mod:`bnnflow.sim.network`: :func:`run_network`, the generated network top
   driven with images, scores and cycles back.
+- :mod:`bnnflow.sim.bulk`: :func:`run_bulk`, the same top compiled with a C++
+  stream harness (no Python per cycle), for thousands of images on Verilator.
+- :mod:`bnnflow.sim.board_cosim`: the PYNQ driver against the generated
+  accelerator ``bnnflow_accel`` (the simulated board's RTL engine).
 - ``tb_*.py``: the cocotb testbenches (they run inside the simulator).
 
 Only the toolchain is imported here, so ``import bnnflow.sim`` needs no cocotb.
