@@ -21,9 +21,12 @@ For each first-layer input width (``--input-bits``, default ``8,1``):
    bound of issue 7, and the targets: >= 300,000 images/s, <= the device's
    LUTs, >= 8.4 images/s per LUT, measured cycles <= 1.05 x NF*SF.
 
-bnnflow's first layer takes 8-bit pixels (``int_threshold``: each lane adds or
-subtracts an 8-bit pixel); BNN-PYNQ's LFC binarizes the input first, which
-``--input-bits 1`` models (a 1-bit ``int_threshold`` lane).
+With 8-bit pixels the first layer is an ``int_threshold`` layer (each lane adds
+or subtracts an 8-bit pixel). BNN-PYNQ's LFC binarizes the input first; so does
+``bnnflow train --input-bits 1``, and ``bnnflow export`` then writes the first
+layer as an XNOR-popcount layer with shifted thresholds
+(``bnnflow.export.binary_input_as_xnor``), which ``--input-bits 1`` here builds
+the same way: the like-for-like comparison with BNN-PYNQ's W1A1 LFC.
 
     .venv/bin/python bench/lfc.py --whole --json /tmp/lfc.json
 """
@@ -55,7 +58,8 @@ TARGET_FPS, TARGET_PER_LUT, TARGET_RATIO = 300_000, 8.4, 1.05
 def run(bits: int, args: argparse.Namespace, tmp: Path) -> dict:
     dev = costs.device(args.device)
     base = random_artifact(tmp / f"lfc{bits}-default", seed=1, input_features=FEATURES, hidden=HIDDEN,
-                           classes=CLASSES, input_bits=bits, n_vectors=1, generate=())
+                           classes=CLASSES, input_bits=bits, n_vectors=1, generate=(),
+                           binary_input_as_xnor=bits == 1)
     folding_file = tmp / f"lfc{bits}-folding.json"
     cmd = ["fold", str(base.root), "--device", args.device, "--clock", f"{args.clock:g}", "--out", str(folding_file)]
     if args.target_fps:
@@ -67,7 +71,8 @@ def run(bits: int, args: argparse.Namespace, tmp: Path) -> dict:
     fold_seconds = time.monotonic() - start
     folding = load_folding(folding_file)
     a = random_artifact(tmp / f"lfc{bits}", seed=1, input_features=FEATURES, hidden=HIDDEN, classes=CLASSES,
-                        input_bits=bits, folding=folding, n_vectors=args.images, generate=("rtl",))
+                        input_bits=bits, folding=folding, n_vectors=args.images, generate=("rtl",),
+                        binary_input_as_xnor=bits == 1)
     images = np.fromfile(a.path("vectors/images.bin"), dtype=np.uint8).reshape(args.images, -1)
     sim = run_bulk(a, images, check=True)
     nfsf = max(l.nf * l.sf for l in a.layers)
@@ -77,7 +82,7 @@ def run(bits: int, args: argparse.Namespace, tmp: Path) -> dict:
     rep = report.build_report(a.root, dev, args.clock, use_yosys=not args.no_yosys, whole=args.whole,
                               timeout=args.whole_timeout, log=lambda m: print(m, flush=True))
     t, u = rep.total.rounded(), rep.unit_total.rounded()
-    out = {"input_bits": bits, "folding": [[f.pe, f.simd] for f in folding], "fold_seconds": round(fold_seconds, 2),
+    out = {"input_bits": bits, "first_layer": a.layers[0].kind, "folding": [[f.pe, f.simd] for f in folding], "fold_seconds": round(fold_seconds, 2),
            "layer_cycles": [l.nf * l.sf for l in a.layers], "nfsf": nfsf,
            "measured_cycles": sim.cycles_per_image, "images_per_second": args.clock * 1e6 / sim.cycles_per_image,
            "estimate_source": rep.source + (", whole accelerator" if rep.whole is not None else ""),
@@ -95,7 +100,8 @@ def summary(r: dict, args: argparse.Namespace) -> list[str]:
     per_lut = fps / lut
     ratio = r["measured_cycles"] / r["nfsf"]
     lines = [
-        f"LFC W1A1 784-1024x3-10, {r['input_bits']}-bit input, folding (PE, SIMD) "
+        f"LFC W1A1 784-1024x3-10, {r['input_bits']}-bit input ({r.get('first_layer', 'int_threshold')} first), "
+        "folding (PE, SIMD) "
         + " ".join(f"({pe},{simd})" for pe, simd in r["folding"]) + f", NF*SF per layer {r['layer_cycles']}",
         f"  RTL-measured: {r['measured_cycles']:.1f} cycles/image (NF*SF {r['nfsf']}, ratio {ratio:.3f}) -> "
         f"{fps:,.0f} images/s at {args.clock:g} MHz",

@@ -166,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_out_folder(args.out)
     batch_given = args.batch_size is not None
     # labels 0..C-1, every class in training unless --num-classes declares C; at least two classes
-    dataset = check_classes(load_dataset(args.dataset, args.split_seed), args.num_classes)
+    dataset = check_classes(load_dataset(args.dataset, args.split_seed, args.input_bits), args.num_classes)
     config.update({
         "input_features": dataset.input_features,
         "input_shape": list(dataset.input_shape),
@@ -308,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of classes C (default: largest training label + 1, and every class must "
                         "occur in training); give it when the data has classes absent from training. "
                         "Labels must be 0..C-1")
+    p.add_argument("--input-bits", dest="input_bits", type=_positive_int,
+                   help="keep the top K bits of each pixel (default: all of them: 5 for digits, 8 for IDX); "
+                        "1 binarizes at half range as BNN-PYNQ's LFC does, and the first layer then runs "
+                        "on the XNOR-popcount lanes. Feed the driver pixels reduced the same way "
+                        "(bnnflow.datasets.quantize_pixels)")
     p.add_argument("--variant", help="binaryconnect: det|stoch; xnor: xnor|bwn")
     p.add_argument("--wbits", type=_int, help="weight bits (dorefa, wage)")
     p.add_argument("--abits", type=_int, help="activation bits (dorefa, wage)")

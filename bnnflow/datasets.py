@@ -281,8 +281,34 @@ def download_mnist(target: Path | None = None) -> Path:
     return target
 
 
-def load_dataset(spec: str, split_seed: int = 0) -> Dataset:
-    """``digits``, ``mnist`` or ``idx:DIR``."""
+def quantize_pixels(x: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
+    """Keep the top ``to_bits`` of each ``from_bits``-bit pixel: ``x >> (from_bits - to_bits)``.
+
+    The one rule by which a run trained with ``--input-bits`` sees its pixels;
+    feed the driver images reduced the same way. ``to_bits = 1`` binarizes at
+    half range (MNIST: pixel >= 128), as BNN-PYNQ's LFC does.
+    """
+    if isinstance(to_bits, bool) or not isinstance(to_bits, int) or not 1 <= to_bits <= from_bits:
+        raise DatasetError(f"--input-bits must be an integer 1..{from_bits} (the dataset's pixels have "
+                           f"{from_bits} bits), got {to_bits!r}")
+    return (np.asarray(x, dtype=np.uint8) >> (from_bits - to_bits)).astype(np.uint8)
+
+
+def with_input_bits(dataset: Dataset, input_bits: int | None) -> Dataset:
+    """``dataset`` with pixels reduced to ``input_bits`` (:func:`quantize_pixels`); None keeps them."""
+    if input_bits is None or input_bits == dataset.input_bits:
+        return dataset
+    return dataclasses.replace(
+        dataset, x_train=quantize_pixels(dataset.x_train, dataset.input_bits, input_bits),
+        x_test=quantize_pixels(dataset.x_test, dataset.input_bits, input_bits), input_bits=input_bits)
+
+
+def load_dataset(spec: str, split_seed: int = 0, input_bits: int | None = None) -> Dataset:
+    """``digits``, ``mnist`` or ``idx:DIR``, pixels reduced to ``input_bits`` when given."""
+    return with_input_bits(_load_source(spec, split_seed), input_bits)
+
+
+def _load_source(spec: str, split_seed: int) -> Dataset:
     if not isinstance(spec, str):
         raise DatasetError(f"dataset must be a string (digits, mnist or idx:DIR), got {spec!r}")
     if spec == "digits":

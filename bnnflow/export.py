@@ -79,6 +79,28 @@ def fold_batchnorm_sign(bn: torch.nn.BatchNorm1d, lo: int, hi: int) -> tuple[np.
         return np.clip(thresholds, lo, hi + 1), negate
 
 
+def binary_input_as_xnor(layer: LayerData) -> LayerData:
+    """The XNOR-popcount form of an ``int_threshold`` layer on 1-bit (0/1) inputs.
+
+    With x in {0, 1} and weights w in {-1, +1}, the integer sum and the XNOR
+    popcount P of the same bits (bit 0 read as -1) differ by a per-neuron
+    constant: ``sum w*x = P - n``, n = the neuron's number of -1 weights
+    (each -1 weight adds 1 to P when x = 0 and subtracts 1 from the sum when
+    x = 1). So ``sum >= T <=> P >= T + n``: the same bits, weights and
+    outputs, with the thresholds shifted into popcount terms. This is how
+    BNN-PYNQ's LFC reads binarized pixels; it runs the first layer on the
+    XNOR lanes, which cost a fraction of integer lanes (docs/PERFORMANCE.md).
+    """
+    if layer.kind != art.INT_THRESHOLD or layer.input_bits != 1 or layer.thresholds is None:
+        raise ValueError(f"only a 1-bit int_threshold layer has an XNOR form; got {layer.kind} "
+                         f"with input_bits={layer.input_bits}")
+    mw = layer.weight_bits.shape[1]
+    negative_weights = mw - layer.weight_bits.sum(axis=1, dtype=np.int64)
+    popcount_thresholds = np.clip(np.asarray(layer.thresholds, dtype=np.int64) + negative_weights, 0, mw + 1)
+    return LayerData(art.XNOR_THRESHOLD, layer.weight_bits, popcount_thresholds, input_bits=1,
+                     negated_neurons=layer.negated_neurons)
+
+
 def deployment_data(model: torch.nn.Module, input_bits: int) -> list[LayerData]:
     """Integer LayerData (weights as bits, thresholds in the accumulator domain) of a model."""
     if not hasattr(model, "deployment_layers"):
@@ -98,8 +120,8 @@ def deployment_data(model: torch.nn.Module, input_bits: int) -> list[LayerData]:
                 # s = 2*popcount - MW  =>  s >= T  <=>  popcount >= ceil((T + MW) / 2)
                 t = -((-(t + mw)) // 2)
                 t = np.clip(t, 0, mw + 1)
-            out.append(LayerData(layer.kind, pm1_to_bits(w), t, input_bits=bits,
-                                 negated_neurons=int(negate.sum())))
+            data = LayerData(layer.kind, pm1_to_bits(w), t, input_bits=bits, negated_neurons=int(negate.sum()))
+            out.append(binary_input_as_xnor(data) if layer.kind == art.INT_THRESHOLD and bits == 1 else data)
         bits = 1
     return out
 
@@ -115,7 +137,7 @@ def export_run(run_dir: str | Path, folding_file: str | Path | None = None,
     data = deployment_data(model, config["input_bits"])
     shapes = [(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in data]
     folding: list[LayerFolding] = load_folding(folding_file) if folding_file else default_folding(shapes)
-    dataset = load_dataset(config["dataset"], config.get("split_seed", 0))
+    dataset = load_dataset(config["dataset"], config.get("split_seed", 0), config["input_bits"])
     network = {
         "name": run.name,
         "input_features": config["input_features"],

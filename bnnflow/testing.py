@@ -7,19 +7,26 @@ from pathlib import Path
 import numpy as np
 
 from . import artifact as art
+from . import export
 from .folding import LayerFolding, default_folding, largest_divisor_at_most
 from .packing import unfold_weight_bits
 from .writer import LayerData, write_artifact
 
 
 def random_layers(
-    rng: np.random.Generator, input_features: int, hidden: list[int], classes: int, input_bits: int
+    rng: np.random.Generator, input_features: int, hidden: list[int], classes: int, input_bits: int,
+    binary_input_as_xnor: bool = False,
 ) -> list[LayerData]:
     """A random int_threshold -> xnor_threshold* -> xnor_score stack.
 
     Thresholds are drawn around the middle of each accumulator's range so that
     outputs are a mix of 0s and 1s, with a few always-on/always-off neurons.
+    ``binary_input_as_xnor`` (1-bit input only) rewrites the first layer as
+    ``bnnflow export`` writes a trained net on 1-bit pixels: an XNOR layer
+    (:func:`bnnflow.export.binary_input_as_xnor`).
     """
+    if binary_input_as_xnor and input_bits != 1:
+        raise ValueError(f"binary_input_as_xnor needs input_bits=1, got {input_bits}")
     sizes = [input_features] + list(hidden) + [classes]
     layers = []
     for i, (mw, mh) in enumerate(zip(sizes, sizes[1:])):
@@ -30,7 +37,8 @@ def random_layers(
             t = rng.integers(-spread, spread + 1, size=mh)
             t[: max(1, mh // 16)] = -peak          # always on
             t[-max(1, mh // 16):] = peak + 1       # always off
-            layers.append(LayerData(art.INT_THRESHOLD, w, t, input_bits=input_bits))
+            first = LayerData(art.INT_THRESHOLD, w, t, input_bits=input_bits)
+            layers.append(export.binary_input_as_xnor(first) if binary_input_as_xnor else first)
         elif i < len(sizes) - 2:
             t = rng.integers(max(0, mw // 2 - max(2, mw // 8)), mw // 2 + max(2, mw // 8) + 1, size=mh)
             t[0] = 0
@@ -51,10 +59,11 @@ def random_artifact(
     folding: list[LayerFolding] | None = None,
     n_vectors: int = 16,
     generate: tuple[str, ...] = ("rtl", "hls"),
+    binary_input_as_xnor: bool = False,
 ) -> art.Artifact:
-    """Write a random network's artifact with ``n_vectors`` random test images."""
+    """Write a random network's artifact with ``n_vectors`` random test images (see :func:`random_layers`)."""
     rng = np.random.default_rng(seed)
-    layers = random_layers(rng, input_features, list(hidden), classes, input_bits)
+    layers = random_layers(rng, input_features, list(hidden), classes, input_bits, binary_input_as_xnor)
     shapes = [(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in layers]
     folding = folding or default_folding(shapes)
     images = rng.integers(0, 1 << input_bits, size=(n_vectors, input_features), dtype=np.uint8)

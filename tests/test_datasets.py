@@ -9,7 +9,7 @@ import pytest
 from bnnflow import datasets
 from bnnflow.datasets import DatasetError, load_dataset, read_idx
 
-from conftest import write_idx
+from conftest import assert_one_line, run_cli, write_idx
 
 
 def test_digits_split_is_stratified_and_fixed():
@@ -173,3 +173,28 @@ def test_load_dataset_argument_errors():
         load_dataset("digits", split_seed=-1)
     with pytest.raises(DatasetError, match="idx: names no folder"):
         load_dataset("idx:")
+
+
+def test_input_bits_keeps_the_top_bits_of_each_pixel(idx_dir):
+    full = load_dataset(f"idx:{idx_dir}")
+    for bits in (1, 3, 8):
+        ds = load_dataset(f"idx:{idx_dir}", input_bits=bits)
+        assert ds.input_bits == bits and ds.x_train.dtype == np.uint8
+        assert np.array_equal(ds.x_train, full.x_train >> (8 - bits))
+        assert np.array_equal(ds.x_test, full.x_test >> (8 - bits))
+        assert np.array_equal(ds.y_test, full.y_test)
+    assert np.array_equal(datasets.quantize_pixels(np.array([0, 127, 128, 255]), 8, 1), [0, 0, 1, 1])
+    assert np.array_equal(datasets.quantize_pixels(np.array([0, 7, 8, 16]), 5, 1), [0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("bits", [0, 6, True])
+def test_input_bits_beyond_the_dataset_is_refused(bits):
+    with pytest.raises(DatasetError, match=rf"--input-bits must be an integer 1..5 \(the dataset's pixels have 5 bits\), got {bits!r}"):
+        load_dataset("digits", input_bits=bits)
+
+
+def test_train_names_a_bad_input_bits(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--input-bits", "9", "--epochs", "1", "--out", tmp_path / "r")
+    assert code == 2
+    assert_one_line(err, "bnnflow train: error:", "--input-bits must be an integer 1..5", "got 9")
+    assert not (tmp_path / "r").exists()

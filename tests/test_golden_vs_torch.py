@@ -6,10 +6,10 @@ import torch
 
 from bnnflow import artifact as art
 from bnnflow.cli import main
-from bnnflow.export import export_run, fold_batchnorm_sign
+from bnnflow.export import binary_input_as_xnor, export_run, fold_batchnorm_sign
 from bnnflow.golden import GoldenModel
 from bnnflow.model.train import load_run
-from bnnflow.writer import read_vectors
+from bnnflow.writer import LayerData, read_vectors
 
 
 def torch_sums(model, images):
@@ -125,3 +125,72 @@ def test_idx_28x28_verify_rtl_and_hls(idx_dir, tmp_path, capsys):
         assert "PASS" in out and f"rtl ({sim})" in out and f"board-sim ({sim})" in out
         # bottleneck: layer 0, NF*SF = (32/4) * (800/32) = 200 cycles per image
         assert "200.0 / 200" in out
+
+
+@pytest.fixture(scope="module")
+def binary_input_run(tmp_path_factory):
+    """A BNN trained on digits binarized at half range (``--input-bits 1``), as BNN-PYNQ's LFC reads MNIST."""
+    out = tmp_path_factory.mktemp("runs") / "digits-1bit"
+    assert main(["train", "--dataset", "digits", "--hidden", "48,32", "--epochs", "6", "--seed", "2",
+                 "--input-bits", "1", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_binary_input_first_layer_exports_as_xnor_and_equals_torch(binary_input_run, tmp_path):
+    """1-bit pixels: layer 0 becomes an XNOR-popcount layer whose popcount is torch's sum + #(-1 weights)."""
+    artifact = export_run(binary_input_run, out_dir=tmp_path / "export", generate=())
+    assert artifact.input_bits == 1
+    assert [l.kind for l in artifact.layers] == [art.XNOR_THRESHOLD, art.XNOR_THRESHOLD, art.XNOR_SCORE]
+    images, _, _ = read_vectors(artifact)
+    assert images.max() == 1 and images.min() == 0
+    _, model = load_run(binary_input_run)
+    golden = GoldenModel(artifact).trace(images)
+    sums = torch_sums(model, images)
+    layer0 = model.deployment_layers()[0]
+    flip = np.where(layer0.bn.weight.detach().numpy() < 0, -1, 1)
+    w = layer0.linear.quantized_weight().detach().numpy() * flip[:, None]
+    assert np.array_equal(golden.accumulators[0], sums[0] * flip + (w < 0).sum(1))
+    for spec, acc, s, layer in zip(artifact.layers[1:], golden.accumulators[1:], sums[1:],
+                                   model.deployment_layers()[1:]):
+        f = np.where(layer.bn.weight.detach().numpy() < 0, -1, 1) if layer.bn is not None else 1
+        assert np.array_equal(acc, (s * f + spec.in_features) // 2), f"layer {spec.index} accumulators differ"
+    assert np.array_equal(golden.scores, sums[-1])
+    with torch.no_grad():
+        torch_pred = model(torch.from_numpy(images.astype(np.float32))).argmax(1).numpy()
+    assert np.array_equal(np.argmax(golden.scores, 1), torch_pred)
+
+
+@pytest.mark.parametrize("mw", [1, 7, 64, 200])
+def test_binary_input_as_xnor_is_exact_for_every_threshold(mw):
+    """Every threshold of the integer range (and beyond: always/never) gives the same bits as XNOR."""
+    rng = np.random.default_rng(mw)
+    mh = 2 * mw + 2                                         # one neuron per threshold
+    w = rng.integers(0, 2, size=(mh, mw), dtype=np.uint8)
+    w[0] = 0
+    w[1] = 1                                                # all -1 and all +1 rows
+    t = np.arange(-mw, mw + 2)                              # every threshold in [lo, hi + 1]
+    xnor = binary_input_as_xnor(LayerData(art.INT_THRESHOLD, w, t, input_bits=1))
+    assert xnor.kind == art.XNOR_THRESHOLD and np.array_equal(xnor.weight_bits, w)
+    assert xnor.thresholds.min() >= 0 and xnor.thresholds.max() <= mw + 1
+    x = rng.integers(0, 2, size=(300, mw), dtype=np.int64)
+    x[0], x[1] = 0, 1
+    pm1 = 2 * w.astype(np.int64) - 1
+    int_bits = (x @ pm1.T) >= t
+    popcount = (x[:, None, :] == w[None, :, :]).sum(2)
+    assert np.array_equal(int_bits, popcount >= xnor.thresholds)
+
+
+def test_binary_input_as_xnor_refuses_other_layers():
+    w = np.ones((2, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="int_threshold.*input_bits=5"):
+        binary_input_as_xnor(LayerData(art.INT_THRESHOLD, w, np.zeros(2), input_bits=5))
+
+
+def test_binary_input_run_verifies_on_rtl_and_hls(binary_input_run, capsys):
+    """The XNOR first layer on binarized pixels through the generated Verilog (Icarus) and the HLS C-sim."""
+    assert main(["export", str(binary_input_run)]) == 0
+    code = main(["verify", str(binary_input_run), "--against", "golden,rtl,hls", "--sim", "icarus", "--limit", "60"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS: every level matches torch" in out
+    assert out.count("100.00%") == 4          # torch, golden, rtl, hls all agree with torch
