@@ -192,26 +192,6 @@ def build_key(sources: Sequence[Path], shape: StreamShape, exe: str) -> str:
     return f"{rtlgen.TOP_MODULE}-verilator-bulk-{h.hexdigest()[:16]}"
 
 
-def _runtime_key(exe: str) -> str:
-    """Key of Verilator's runtime objects (verilated.o, ...): tools and flags, not the design."""
-    h = hashlib.sha256(json.dumps({"recipe": RECIPE, "verilator_args": VERILATOR_ARGS, "cxx_flags": CXX_FLAGS,
-                                   "make": MAKE_VARIABLES, "tools": _tool_identity(exe)}, sort_keys=True).encode())
-    return f"verilator-runtime-{h.hexdigest()[:16]}"
-
-
-def _runtime_objects(obj: Path) -> list[str]:
-    """Names of the design-independent objects (VM_GLOBAL_FAST/SLOW of Verilator's Vtop_classes.mk)."""
-    names, collecting = [], False
-    for line in (obj / "Vtop_classes.mk").read_text().splitlines():
-        if line.startswith(("VM_GLOBAL_FAST", "VM_GLOBAL_SLOW")):
-            collecting = True
-        elif collecting and line.startswith("  "):
-            names.append(line.strip().rstrip("\\").strip())
-        else:
-            collecting = False
-    return [n for n in names if n]
-
-
 def _run_logged(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, what: str) -> None:
     with open(log, "a") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
@@ -228,8 +208,9 @@ def build(sources: Sequence[Path | str], shape: StreamShape) -> BulkBuild:
 
     ``verilator --cc --exe`` then ``make`` (what ``verilator --build`` runs),
     so that Verilator's runtime objects, which do not depend on the design,
-    are compiled once per toolchain and copied into later builds (about 8 s
-    of compile each). Raises :class:`SimulatorMissing` without Verilator,
+    come from :func:`bnnflow.sim.runner.share_verilator_runtime` (compiled
+    once per set of compile commands, about 8 s of compile saved per build).
+    Raises :class:`SimulatorMissing` without Verilator,
     :class:`SimulationError` (naming the log) when a step fails.
     """
     exe = require_verilator()
@@ -263,26 +244,16 @@ def build(sources: Sequence[Path | str], shape: StreamShape) -> BulkBuild:
         _run_logged([exe, "--cc", "--exe", *VERILATOR_ARGS, "--top-module", rtlgen.TOP_MODULE, "--prefix", "Vtop",
                      "-Mdir", "obj", "-o", BINARY, "-CFLAGS", " ".join((f"-I{src_dir}",) + CXX_FLAGS),
                      *map(str, copies)], build_dir, env, log, "verilator")
-        runtime = root / _runtime_key(exe)
-        names = _runtime_objects(obj)
-        files = [f"{n}{ext}" for n in names for ext in (".o", ".d")]
-        reuse = bool(names) and all((runtime / f).is_file() for f in files)
-        if reuse:   # copied now, so newer than their sources: make keeps them
-            for f in files:
-                shutil.copyfile(runtime / f, obj / f)
+        with open(log, "a") as fh:
+            try:
+                reuse = runner.share_verilator_runtime(obj, env, fh)
+            except RuntimeError as exc:
+                raise runner.SimulationError(f"the C++ compile of the bulk harness for {rtlgen.TOP_MODULE} failed "
+                                             f"({exc}); log {log}:\n{runner._tail(log)}") from None
         jobs = max(1, min(4, os.cpu_count() or 1))
         _run_logged(["make", "-C", "obj", "-f", "Vtop.mk", "-j", str(jobs)], build_dir, env, log, "the C++ compile")
         if not binary.is_file():
             raise runner.SimulationError(f"the C++ compile of the bulk harness made no {binary}; log {log}")
-        if names and not reuse:
-            staging = root / f"{runtime.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            staging.mkdir(parents=True)
-            for f in files:
-                shutil.copyfile(obj / f, staging / f)
-            try:
-                staging.rename(runtime)
-            except OSError:   # another process got there first (or a stale partial copy): keep theirs
-                shutil.rmtree(staging, ignore_errors=True)
         # the executable is all a run needs: drop the precompiled headers (~70 MB each on a large top) and objects
         for path in obj.iterdir():
             if path.suffix in (".gch", ".o", ".a", ".d") and path.is_file():

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import sys
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, give each worker's torch (and its children's) a fair share of the cores.
+
+    torch starts one OpenMP thread per core in every process; with ``-n 2`` on
+    2 cores that is 4 threads spinning on 2 cores, and the digits training of
+    ``digits_run`` took 46 CPU seconds instead of 8. OMP_NUM_THREADS reaches
+    torch in this worker (read when torch is first used) and in child
+    processes (the CLI in a subprocess, the notebook's kernel).
+    """
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not workers:
+        return
+    threads = max(1, (os.cpu_count() or 1) // max(1, int(workers)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if "torch" in sys.modules:     # imported by a plugin before this hook: set it directly
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
@@ -76,6 +97,24 @@ def digits_run(tmp_path_factory) -> Path:
     assert main(["train", "--dataset", "digits", "--hidden", "64,32", "--epochs", "8", "--seed", "1",
                  "--out", str(out), "--quiet"]) == 0
     return out
+
+
+def on_both_simulators(cases: Sequence[Any], sims: Sequence[str], verilator_fast: Sequence[str]) -> list[Any]:
+    """``(sim, *case)`` params of an RTL test over ``cases`` x ``sims``, ids as stacked parametrize gives them.
+
+    The id of each is ``<case id>-<sim>``. Verilator runs of cases whose id is
+    not in ``verilator_fast`` are marked ``slow``: each is a cold Verilator
+    build (seconds of C++), Icarus builds in well under a second, so the
+    default suite runs every case on Icarus and the cases that exercise
+    something Verilator-specific (or share a build with another test) on Verilator.
+    """
+    unknown = set(verilator_fast) - {case.id for case in cases}
+    if unknown:
+        raise ValueError(f"verilator_fast names no case: {sorted(unknown)}")
+    return [pytest.param(sim, *case.values, id=f"{case.id}-{sim}",
+                         marks=[*case.marks, *([pytest.mark.slow] if sim == "verilator" and case.id not in
+                                               verilator_fast else [])])
+            for case in cases for sim in sims]
 
 
 def run_cli(capsys, *argv):

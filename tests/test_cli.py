@@ -73,8 +73,16 @@ def wide_run(tmp_path_factory):
 
 @pytest.mark.rtl
 @pytest.mark.hls
+@pytest.mark.slow
 def test_simd128_and_simd256_verify_at_every_level(wide_run, tmp_path, capsys):
-    """SIMD > 64 (string literals in HLS) through golden, RTL and HLS with the CLI, bit for bit."""
+    """SIMD > 64 (string literals in HLS) through golden, RTL and HLS with the CLI, bit for bit.
+
+    Slow (a 64-256-256-10 training, a bulk Verilator build and an HLS compile of its own). The default
+    suite has each part: SIMD 128/256 on both simulators and the bulk harness (test_rtl_network.py
+    simd128-256-pad, test_rtl_bulk.py wide-in-wide-out), the HLS csim of a SIMD 128 network and its
+    wide literals read back (test_hls_wide.py), and `export --folding` -> `verify` through the CLI
+    (test_fold.py, test_golden_vs_torch.py).
+    """
     from bnnflow.sim import toolchain
 
     toolchain.pytest_require("verilator")

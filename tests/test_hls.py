@@ -102,6 +102,18 @@ def test_corrupted_golden_score_fails(built, where):
 
 
 @pytest.mark.hls
+def test_run_csim_limit_runs_a_prefix(built):
+    """``limit`` simulates only the first vectors, still compared with golden (``built``'s binary, not recompiled)."""
+    artifact, root = built
+    _, _, golden = read_vectors(artifact)
+    result = hlsflow.run_csim(artifact, build_dir=root / "build", limit=4)
+    assert not result.compiled
+    assert result.mismatches == 0 and result.returncode == 0
+    assert result.scores.shape == (4, artifact.num_classes)
+    np.testing.assert_array_equal(result.scores, golden[:4])
+
+
+@pytest.mark.hls
 def test_compile_error_is_reported(tmp_path, hls_toolchain, monkeypatch):
     artifact = _make(tmp_path / "export", "pe1_simd1", n_vectors=2)
     broken = tmp_path / "hls"
@@ -221,16 +233,3 @@ def test_scripts_name_existing_files(tmp_path):
     argv = re.search(r'set tb_argv "([^"]+)"', tcl).group(1).split()
     assert argv[0] == "load" and argv[2] == "infer" and len(argv) == 6, argv
 
-
-def test_run_csim_limit_runs_a_prefix(tmp_path):
-    """``limit`` simulates only the first vectors, still compared with golden."""
-    from bnnflow.hlsflow import run_csim
-    from bnnflow.testing import random_artifact
-    from bnnflow.writer import read_vectors
-
-    a = random_artifact(tmp_path / "a", seed=21, n_vectors=10, generate=("hls",))
-    _, _, golden = read_vectors(a)
-    result = run_csim(a, limit=4)
-    assert result.mismatches == 0 and result.returncode == 0
-    assert result.scores.shape == (4, a.num_classes)
-    assert (result.scores == golden[:4]).all()

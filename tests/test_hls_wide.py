@@ -83,7 +83,10 @@ def test_simd128_network_csim(tmp_path, hls_toolchain, seed):
 
 
 @pytest.mark.hls
-@pytest.mark.parametrize("features,bits,simd", [pytest.param(784, 8, 392, id="3136-bit-input-word"),
+# 3136 bits is slow: the 4096-bit limit here and tests/test_hls_accel.py's 1568-bit two-beat input words
+# (AP_INT_MAX_W too) cover words over 1024 bits in the default suite.
+@pytest.mark.parametrize("features,bits,simd", [pytest.param(784, 8, 392, id="3136-bit-input-word",
+                                                             marks=pytest.mark.slow),
                                                 pytest.param(1024, 4, 1024, id="4096-bit-input-word")])
 def test_words_over_1024_bits_csim(tmp_path, hls_toolchain, features, bits, simd):
     """Input words beyond ap_int's default 1024 bits compile (AP_INT_MAX_W) and compute the golden scores."""

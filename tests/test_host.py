@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bnnflow import artifact as art
+from bnnflow.folding import LayerFolding as F
 from bnnflow.folding import default_folding
 from bnnflow.golden import GoldenModel
 from bnnflow.host import BnnDriver, BoardNotFoundError, RtlUnavailableError
@@ -169,9 +170,11 @@ def test_rtl_backend_matches_golden(tmp_path):
     except ImportError as exc:
         pytest.skip(f"bnnflow.sim.network not importable yet ({exc})")
     root = tmp_path / "export"
-    random_artifact(root, seed=5, hidden=(16,), n_vectors=4, generate=("rtl",))
+    # the shape of tests/test_rtl_bulk.py's "wide-in-narrow-out": one Verilator executable serves both
+    random_artifact(root, seed=5, input_features=100, hidden=(64, 32), classes=10, input_bits=5,
+                    folding=[F(4, 32), F(8, 16), F(2, 8)], n_vectors=4, generate=("rtl",))
     driver = BnnDriver(root, backend="rtl", sim="verilator")
-    batch = images(4, seed=6)
+    batch = images(4, features=100, seed=6)
     try:
         from bnnflow.sim.toolchain import SimulatorMissing
     except ImportError:  # an older sim package without it

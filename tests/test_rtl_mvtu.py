@@ -12,6 +12,7 @@ import pytest
 from bnnflow import artifact as art
 from bnnflow.sim import toolchain
 from bnnflow.writer import read_vectors
+from conftest import on_both_simulators
 
 SIMS = ["icarus", "verilator"]
 
@@ -48,9 +49,15 @@ def check_mvtu(tmp_path, sim, kind, mw, mh, pe, simd, input_bits, seed=0):
         f"measured {result['cycles_per_vector']} cycles/vector, NF*SF = {expected}")
 
 
+#: FAST cases also run on Verilator in the default suite: the integer layer (multi-bit input, padding) and
+#: the score layer at PE = SIMD = 1 (1-bit buses). The threshold layer and NF = SF = 1 reach Verilator in
+#: the default suite inside networks (tests/test_rtl_network.py, tests/test_rtl_bulk.py); their unit
+#: cases on Verilator are slow (a cold Verilator build each), Icarus runs every FAST case.
+VERILATOR_FAST = ("int-mw100pad128-pe4-simd32", "xnor-score-pe1-simd1")
+
+
 @pytest.mark.rtl
-@pytest.mark.parametrize("sim", SIMS)
-@pytest.mark.parametrize("kind,mw,mh,pe,simd,input_bits", FAST)
+@pytest.mark.parametrize("sim,kind,mw,mh,pe,simd,input_bits", on_both_simulators(FAST, SIMS, VERILATOR_FAST))
 def test_mvtu(tmp_path, sim, kind, mw, mh, pe, simd, input_bits):
     check_mvtu(tmp_path, sim, kind, mw, mh, pe, simd, input_bits)
 

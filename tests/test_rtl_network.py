@@ -9,6 +9,7 @@ from bnnflow.folding import LayerFolding as F
 from bnnflow.sim import toolchain
 from bnnflow.testing import random_artifact
 from bnnflow.writer import read_vectors
+from conftest import on_both_simulators
 
 SIMS = ["icarus", "verilator"]
 
@@ -57,9 +58,15 @@ def check_network(tmp_path, sim, features, hidden, classes, bits, folding, seed=
     return a, result
 
 
+#: FAST cases run on Verilator in the default suite: the tops tests/test_rtl_bulk.py also builds (the
+#: builds are shared by content): the VlWide ports (> 64 bits) and a 3-layer net. The other FAST cases
+#: exercise simulator-independent RTL behaviour (default folding, the repacker's buffering), which
+#: Icarus checks in the default suite; on Verilator they run under `slow` (each is a cold Verilator build).
+VERILATOR_FAST = ("in100-simd32-pad", "simd128-256-pad")
+
+
 @pytest.mark.rtl
-@pytest.mark.parametrize("sim", SIMS)
-@pytest.mark.parametrize("features,hidden,classes,bits,folding", FAST)
+@pytest.mark.parametrize("sim,features,hidden,classes,bits,folding", on_both_simulators(FAST, SIMS, VERILATOR_FAST))
 def test_network(tmp_path, sim, features, hidden, classes, bits, folding):
     check_network(tmp_path, sim, features, hidden, classes, bits, folding)
 
