@@ -299,14 +299,16 @@ def mvtu_features(spec: art.LayerSpec) -> dict[str, float]:
 def repack_features(in_elems: int, out_elems: int, elems: int, elems_pad: int, elem_bits: int = 1) -> dict[str, float]:
     """The model's features of one ``bnn_axis_repack``: its two banks and the width of its input word.
 
-    yosys builds the banks' indexed writes (``bank[widx*IN_W +: IN_W]``) and
-    the indexed read as shifters: the LUTs grow as bits x log2(bits) of a bank
-    plus a share per input element (measured; ``out_elems`` and the padding
-    did not improve the fit).
+    Each bank word has its own write enable and the output word is a
+    multiplexer over the bank's words (rtl/bnn_axis_repack.v), so the LUTs
+    grow with a bank's bits and with the output multiplexer's bits times
+    log2 of its output words (measured: bank bits alone left errors up to 42%;
+    a share per input element did not improve the fit).
     """
     bits = elems * elem_bits
+    out_words = max(2, elems_pad // max(1, out_elems))
     return {"const": 1.0, "bank_bits": float(bits), "bank_bits_log": bits * math.log2(bits) if bits > 1 else 0.0,
-            "in_elems": float(in_elems * elem_bits)}
+            "out_mux_bits": elems_pad * elem_bits * math.log2(out_words), "in_elems": float(in_elems * elem_bits)}
 
 
 def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
@@ -322,7 +324,7 @@ def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
 FEATURES = {
     "mvtu": {"lut": ("const", "xnor_lane_bits", "int_lane_bits", "acc_bits", "in_bits"),
              "ff": ("const", "reg_bits")},
-    "repack": {"lut": ("const", "bank_bits_log", "in_elems"), "ff": ("const", "bank_bits")},
+    "repack": {"lut": ("const", "bank_bits", "out_mux_bits"), "ff": ("const", "bank_bits")},
     "shell": {"lut": ("const", "data_bits", "stream_bits"), "ff": ("const", "data_bits", "stream_bits")},
 }
 
