@@ -307,8 +307,7 @@ def repack_features(in_elems: int, out_elems: int, elems: int, elems_pad: int, e
     """
     bits = elems * elem_bits
     out_words = max(2, elems_pad // max(1, out_elems))
-    return {"const": 1.0, "bank_bits": float(bits), "bank_bits_log": bits * math.log2(bits) if bits > 1 else 0.0,
-            "out_mux_bits": elems_pad * elem_bits * math.log2(out_words), "in_elems": float(in_elems * elem_bits)}
+    return {"const": 1.0, "bank_bits": float(bits), "out_mux_bits": elems_pad * elem_bits * math.log2(out_words), "in_elems": float(in_elems * elem_bits)}
 
 
 def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:

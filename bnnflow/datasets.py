@@ -291,7 +291,13 @@ def quantize_pixels(x: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
     if isinstance(to_bits, bool) or not isinstance(to_bits, int) or not 1 <= to_bits <= from_bits:
         raise DatasetError(f"--input-bits must be an integer 1..{from_bits} (the dataset's pixels have "
                            f"{from_bits} bits), got {to_bits!r}")
-    return (np.asarray(x, dtype=np.uint8) >> (from_bits - to_bits)).astype(np.uint8)
+    x = np.asarray(x)
+    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.integer):
+        raise TypeError(f"pixels must be an integer array, got dtype {x.dtype}")
+    if x.size and (x.min() < 0 or x.max() >= 1 << from_bits):
+        raise ValueError(f"pixels must be unsigned {from_bits}-bit values (0..{(1 << from_bits) - 1}), "
+                         f"got values in {x.min()}..{x.max()}")
+    return (x >> (from_bits - to_bits)).astype(np.uint8)
 
 
 def with_input_bits(dataset: Dataset, input_bits: int | None) -> Dataset:

@@ -187,6 +187,15 @@ def test_input_bits_keeps_the_top_bits_of_each_pixel(idx_dir):
     assert np.array_equal(datasets.quantize_pixels(np.array([0, 7, 8, 16]), 5, 1), [0, 0, 0, 1])
 
 
+def test_quantize_pixels_refuses_values_outside_the_source_width():
+    with pytest.raises(ValueError, match=r"pixels must be unsigned 8-bit values \(0..255\), got values in 0..256"):
+        datasets.quantize_pixels(np.array([0, 256]), 8, 1)
+    with pytest.raises(ValueError, match=r"got values in -1..3"):
+        datasets.quantize_pixels(np.array([-1, 3]), 8, 1)
+    with pytest.raises(TypeError, match="pixels must be an integer array, got dtype float64"):
+        datasets.quantize_pixels(np.array([0.5]), 8, 1)
+
+
 @pytest.mark.parametrize("bits", [0, 6, True])
 def test_input_bits_beyond_the_dataset_is_refused(bits):
     with pytest.raises(DatasetError, match=rf"--input-bits must be an integer 1..5 \(the dataset's pixels have 5 bits\), got {bits!r}"):
