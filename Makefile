@@ -1,5 +1,6 @@
 # bnnflow: two commands on a fresh machine.
 #   make demo   train on digits, export, verify golden + RTL + HLS, print the table
+#               (METHOD=binaryconnect|bnn|xnor|dorefa|wage, default bnn)
 #   make test   the test suite (creates .venv on first use)
 # The venv is (re)built whenever pyproject.toml or this Makefile changes.
 
@@ -13,6 +14,10 @@ TORCH   := torch==2.13.0
 # the host venv pins the release its tests were run with.
 PYNQ    := pynq==4.0.0
 DEMO    := runs/demo
+# make demo METHOD=dorefa: any trained method (bnn, binaryconnect, xnor, dorefa, wage) through every level;
+# bnn's run is runs/demo, the others' runs/demo-METHOD.
+METHOD  ?= bnn
+DEMO_RUN = $(if $(filter bnn,$(METHOD)),$(DEMO),$(DEMO)-$(METHOD))
 JOBS    ?= 2
 
 .PHONY: demo test test-slow results venv clean bitstream
@@ -30,9 +35,9 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/bnnflow train --dataset digits --method bnn --hidden 256,256 --epochs 60 --seed 0 --out $(DEMO)
-	$(VENV)/bin/bnnflow export $(DEMO)
-	$(VENV)/bin/bnnflow verify $(DEMO) --against golden,rtl,hls,board-sim --sim verilator
+	$(VENV)/bin/bnnflow train --dataset digits --method $(METHOD) --hidden 256,256 --epochs 60 --seed 0 --out $(DEMO_RUN)
+	$(VENV)/bin/bnnflow export $(DEMO_RUN)
+	$(VENV)/bin/bnnflow verify $(DEMO_RUN) --against golden,rtl,hls,board-sim --sim verilator
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import packing
+
 if TYPE_CHECKING:  # artifact imports this module; only type names are needed here
     from .artifact import Artifact, LayerSpec
 
@@ -144,16 +146,31 @@ def output_stream(artifact: "Artifact") -> Stream:
 
 # -- memory words ---------------------------------------------------------------
 def weight_memory_bits(artifact: "Artifact", k: int) -> np.ndarray:
-    """(NF*SF, PE*SIMD) bits of layer ``k``'s weight memory: word = address, PE p at bits [p*SIMD, (p+1)*SIMD)."""
+    """(NF*SF, PE*SIMD*K) bits of layer ``k``'s weight memory: word = address, PE p lane j at bits [(p*SIMD + j)*K, +K)."""
     layer = artifact.layers[k]
-    lanes = artifact.weight_lanes(k)                          # (PE, depth, SIMD)
-    return np.ascontiguousarray(lanes.transpose(1, 0, 2)).reshape(layer.weight_depth, layer.pe * layer.simd)
+    lanes = artifact.weight_lanes(k)                          # (PE, depth, SIMD) codes
+    words = np.ascontiguousarray(lanes.transpose(1, 0, 2)).reshape(layer.weight_depth, layer.pe * layer.simd)
+    return packing.codes_to_word_bits(words, layer.weight_bits)
 
 
-def threshold_memory_fields(artifact: "Artifact", k: int) -> np.ndarray | None:
-    """(NF, PE) thresholds of layer ``k``'s threshold memory (PE p at bits [p*TB, (p+1)*TB)); None for a score layer."""
-    folded = artifact.folded_thresholds(k)                    # (PE, NF)
-    return None if folded is None else np.ascontiguousarray(folded.T)
+def neuron_param_fields(artifact: "Artifact", k: int) -> np.ndarray | None:
+    """(NF, PE*n) fields of layer ``k``'s neuron-parameter memory, or None when it has none.
+
+    Threshold layers: PE p's threshold t is field p*N + t (TB bits each).
+    Affine score layers: PE p's mul is field 2p, its add 2p + 1 (affine_bits each).
+    """
+    folded = artifact.folded_thresholds(k)
+    if folded is None:
+        folded = artifact.folded_affine(k)                    # (PE, NF, n)
+    if folded is None:
+        return None
+    pe, nf, n = folded.shape
+    return np.ascontiguousarray(folded.transpose(1, 0, 2)).reshape(nf, pe * n)
+
+
+def neuron_param_field_bits(layer: "LayerSpec") -> int:
+    """Bits of one field of the neuron-parameter memory: threshold_bits, or affine_bits."""
+    return layer.threshold_bits if layer.has_thresholds else layer.affine_bits
 
 
 def fields_to_bits(fields: np.ndarray, field_bits: int) -> np.ndarray:
@@ -181,7 +198,7 @@ class ParamSegment:
     """One memory's part of the parameter stream."""
 
     layer: int
-    memory: str            # "weights" or "thresholds"
+    memory: str            # "weights", "thresholds", or "affine" (a score layer's (mul, add))
     words: int             # memory depth
     word_bits: int         # memory width
     beats_per_word: int
@@ -196,11 +213,12 @@ def param_segments(artifact: "Artifact") -> list[ParamSegment]:
     beat = input_stream(artifact).beat_bits
     segments = []
     for layer in artifact.layers:
-        width = layer.pe * layer.simd
+        width = layer.pe * layer.weight_word_bits
         segments.append(ParamSegment(layer.index, "weights", layer.weight_depth, width, -(-width // beat)))
-        if layer.thresholds is not None:
-            width = layer.pe * layer.threshold_bits
-            segments.append(ParamSegment(layer.index, "thresholds", layer.nf, width, -(-width // beat)))
+        if layer.neuron_param_bits:
+            width = layer.pe * layer.neuron_param_bits
+            memory = "thresholds" if layer.has_thresholds else "affine"
+            segments.append(ParamSegment(layer.index, memory, layer.nf, width, -(-width // beat)))
     return segments
 
 
@@ -223,15 +241,16 @@ def param_stream(artifact: "Artifact") -> np.ndarray:
         if segment.memory == "weights":
             bits = weight_memory_bits(artifact, k)
         else:
-            bits = fields_to_bits(threshold_memory_fields(artifact, k), artifact.layers[k].threshold_bits)
+            bits = fields_to_bits(neuron_param_fields(artifact, k), neuron_param_field_bits(artifact.layers[k]))
         chunks.append(bits_to_beats(bits, beat))
     return np.concatenate(chunks, axis=0)
 
 
 # -- hardware signature -----------------------------------------------------------
 #: The layer fields a bitstream is built for (everything but the parameter values).
-HARDWARE_LAYER_FIELDS = ("kind", "in_features", "out_features", "pe", "simd", "input_bits",
-                         "acc_bits", "threshold_bits", "output_bits", "output_signed")
+HARDWARE_LAYER_FIELDS = ("kind", "in_features", "out_features", "pe", "simd", "input_bits", "weight_bits",
+                         "weight_encoding", "n_thresholds", "affine_bits", "mul_bits", "acc_bits", "threshold_bits",
+                         "output_bits", "output_signed")
 
 
 def hardware_description(layers: "list[LayerSpec]") -> dict[str, Any]:
@@ -324,15 +343,16 @@ def bits_to_fields(bits: np.ndarray, field_bits: int, signed: bool) -> np.ndarra
 
 
 def decode_param_stream(artifact: "Artifact", data: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """A load-mode transfer -> (weight lanes per layer, folded thresholds per layer); inverse of :func:`param_stream`.
+    """A load-mode transfer -> (weight lanes per layer, neuron parameters per layer); inverse of :func:`param_stream`.
 
     Why: the simulated accelerator (``bnnflow.host.simdevice``) must compute
     with what a load wrote into its memories, read the way the hardware reads
     the stream. ``artifact`` fixes the shapes (its hardware signature); its own
     parameters are not used. ``data`` is the transfer's bytes, ``param_beats``
     beats of the input stream's width. Returns per layer the (PE, NF*SF, SIMD)
-    weight bits (``Artifact.weight_lanes``'s shape) and the (PE, NF) int64
-    thresholds (``Artifact.folded_thresholds``'s, None for a score layer).
+    weight codes (``Artifact.weight_lanes``'s shape) and the (PE, NF, n) int64
+    neuron parameters: thresholds (``Artifact.folded_thresholds``), a score
+    layer's (mul, add) (``Artifact.folded_affine``), or None.
     Padding bits are dropped, as the accelerator drops them.
     """
     beat_bytes = input_stream(artifact).beat_bytes
@@ -349,37 +369,42 @@ def decode_param_stream(artifact: "Artifact", data: np.ndarray) -> tuple[list[np
         layer = artifact.layers[segment.layer]
         bits = beats_to_bits(rows[row:row + segment.beats], segment.word_bits, segment.beats_per_word)
         row += segment.beats
-        if segment.memory == "weights":      # word = address, PE p at bits [p*SIMD, (p+1)*SIMD)
+        if segment.memory == "weights":      # word = address, PE p lane j at bits [(p*SIMD + j)*K, +K)
+            codes = packing.word_bits_to_codes(bits, layer.pe * layer.simd, layer.weight_bits)
             lanes[segment.layer] = np.ascontiguousarray(
-                bits.reshape(layer.weight_depth, layer.pe, layer.simd).transpose(1, 0, 2))
-        else:                                # word = nf, PE p at bits [p*TB, (p+1)*TB)
-            folded[segment.layer] = np.ascontiguousarray(bits_to_fields(bits, layer.threshold_bits, signed=True).T)
+                codes.reshape(layer.weight_depth, layer.pe, layer.simd).transpose(1, 0, 2))
+        else:                                # word = nf, PE p's n fields side by side
+            fields = bits_to_fields(bits, neuron_param_field_bits(layer), signed=True)
+            n = fields.shape[1] // layer.pe
+            folded[segment.layer] = np.ascontiguousarray(fields.reshape(layer.nf, layer.pe, n).transpose(1, 0, 2))
     return lanes, folded
 
 
 def with_parameters(artifact: "Artifact", lanes: list[np.ndarray],
                     folded: list[np.ndarray | None]) -> "Artifact":
-    """``artifact`` with its weights and thresholds replaced by arrays in memory.
+    """``artifact`` with its weights and neuron parameters replaced by arrays in memory.
 
     Why: the golden model reads an artifact; an accelerator after a load
     computes with the loaded memories, which need not be any export on disk.
     The view has ``artifact``'s layers, manifest and root (its vectors are the
-    export's); ``weight_lanes``, ``folded_thresholds`` and everything built on
-    them (``weight_bits``, ``thresholds``, ``bnnflow.golden.GoldenModel``) use
-    ``lanes``/``folded`` (as :func:`decode_param_stream` returns them) --
-    including padded lanes that are not 1, as the hardware would.
+    export's); ``weight_lanes``, ``folded_thresholds``, ``folded_affine`` and
+    everything built on them (``weight_codes``, ``thresholds``,
+    ``bnnflow.golden.GoldenModel``) use ``lanes``/``folded`` (as
+    :func:`decode_param_stream` returns them) -- including padded lanes that
+    do not hold the padding code, as the hardware would.
     """
     layers = artifact.layers
     if len(lanes) != len(layers) or len(folded) != len(layers):
-        raise ValueError(f"{len(lanes)} weight and {len(folded)} threshold arrays for {len(layers)} layers")
+        raise ValueError(f"{len(lanes)} weight and {len(folded)} neuron-parameter arrays for {len(layers)} layers")
     for k, layer in enumerate(layers):
         shape = (layer.pe, layer.weight_depth, layer.simd)
         if np.shape(lanes[k]) != shape:
             raise ValueError(f"layer {k}: weight lanes of shape {np.shape(lanes[k])}, expected {shape}")
-        wanted = None if layer.thresholds is None else (layer.pe, layer.nf)
+        per_neuron = layer.n_thresholds if layer.has_thresholds else (2 if layer.affine_bits else 0)
+        wanted = (layer.pe, layer.nf, per_neuron) if per_neuron else None
         got = None if folded[k] is None else np.shape(folded[k])
         if got != wanted:
-            raise ValueError(f"layer {k}: thresholds of shape {got}, expected {wanted}")
+            raise ValueError(f"layer {k}: neuron parameters of shape {got}, expected {wanted}")
     return _parameter_view_class()(artifact, lanes, folded)
 
 
@@ -407,7 +432,11 @@ def _parameter_view_class() -> type:
 
         def folded_thresholds(self, i: int) -> np.ndarray | None:
             folded = self._folded[i]
-            return None if folded is None else folded.copy()
+            return None if folded is None or not self.layers[i].has_thresholds else folded.copy()
+
+        def folded_affine(self, i: int) -> np.ndarray | None:
+            folded = self._folded[i]
+            return None if folded is None or self.layers[i].has_thresholds else folded.copy()
 
         def __repr__(self) -> str:
             return f"<parameters loaded into the accelerator of {self.root} (signature 0x{self.signature:08x})>"

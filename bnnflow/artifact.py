@@ -19,17 +19,29 @@ import numpy as np
 from . import accel, packing
 
 FORMAT_NAME = "bnnflow-artifact"
+#: 3: layers are described by parameters (weight bits and encoding, multi-thresholds, score affine).
 #: 2: the 'hardware' section (the accelerator's signature, docs/ACCEL.md) is required.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 #: Widest unsigned input element the engines and the driver's byte layout take.
 MAX_INPUT_BITS = 8
+#: Widest weight code, most thresholds per neuron, widest affine field, widest score.
+MAX_WEIGHT_BITS = 8
+MAX_THRESHOLDS = 255
+MAX_AFFINE_BITS = 32
+MAX_SCORE_BITS = 32
 
-#: Layer kinds the engines implement.
-INT_THRESHOLD = "int_threshold"    # unsigned k-bit input x binary weights -> threshold -> 1 bit
-XNOR_THRESHOLD = "xnor_threshold"  # binary input, XNOR-popcount -> threshold -> 1 bit
-XNOR_SCORE = "xnor_score"          # binary input, XNOR-popcount -> signed score, no threshold
-LAYER_KINDS = (INT_THRESHOLD, XNOR_THRESHOLD, XNOR_SCORE)
+#: Layer kinds: (how the accumulator is formed) x (what the layer outputs). Widths are parameters.
+INT_THRESHOLD = "int_threshold"    # unsigned codes x weight values -> N thresholds -> unsigned count
+XNOR_THRESHOLD = "xnor_threshold"  # bipolar bits, XNOR-popcount -> N thresholds -> unsigned count
+XNOR_SCORE = "xnor_score"          # bipolar bits, XNOR-popcount -> signed score (2*acc - MW, optional affine)
+INT_SCORE = "int_score"            # unsigned codes x weight values -> signed score (dot, optional affine)
+LAYER_KINDS = (INT_THRESHOLD, XNOR_THRESHOLD, XNOR_SCORE, INT_SCORE)
+
+#: Weight encodings (docs/ARTIFACT.md, "Values and arithmetic").
+SYM = "sym"   # code q in [0, 2^K - 1] is the value 2q - (2^K - 1): odd levels, K = 1 is +-1
+INT = "int"   # K-bit two's complement, narrow: [-(2^(K-1) - 1), 2^(K-1) - 1]; K >= 2 (K = 2 is ternary)
+WEIGHT_ENCODINGS = (SYM, INT)
 
 
 class ArtifactError(ValueError):
@@ -52,9 +64,51 @@ def bit_length_signed(lo: int, hi: int) -> int:
     return bits
 
 
+def weight_max(bits: int, encoding: str) -> int:
+    """Largest weight magnitude of a ``bits``-bit code: 2^K - 1 (sym), 2^(K-1) - 1 (int)."""
+    return (1 << bits) - 1 if encoding == SYM else (1 << (bits - 1)) - 1
+
+
+def weight_values(codes: np.ndarray, bits: int, encoding: str) -> np.ndarray:
+    """Integer values (int64) of weight codes: sym ``2q - (2^K - 1)``, int two's complement."""
+    q = np.asarray(codes).astype(np.int64)
+    if encoding == SYM:
+        return 2 * q - ((1 << bits) - 1)
+    return np.where(q >= (1 << (bits - 1)), q - (1 << bits), q)
+
+
+def weight_codes(values: np.ndarray, bits: int, encoding: str) -> np.ndarray:
+    """Inverse of :func:`weight_values` (uint8 codes); ValueError for a value the encoding cannot hold."""
+    v = np.asarray(values).astype(np.int64)
+    top = weight_max(bits, encoding)
+    if encoding == SYM:
+        ok = (np.abs(v) <= top) & ((v + top) % 2 == 0)
+        codes = (v + top) // 2
+    else:
+        ok = np.abs(v) <= top
+        codes = v & ((1 << bits) - 1)
+    if not ok.all():
+        bad = int(v[~ok].flat[0])
+        allowed = f"odd values -{top}..{top}" if encoding == SYM else f"-{top}..{top}; narrow, -{top + 1} is unused"
+        raise ValueError(f"weight value {bad} has no {bits}-bit {encoding} code (allowed: {allowed})")
+    return codes.astype(np.uint8)
+
+
+def pad_weight_code(bits: int, encoding: str) -> int:
+    """The code of a padded lane: all ones for sym (XNOR 0 against a 0 input), 0 for int."""
+    return (1 << bits) - 1 if encoding == SYM else 0
+
+
 @dataclass
 class LayerSpec:
-    """One matrix-vector layer as the engines see it (all fields are in the manifest)."""
+    """One matrix-vector layer as the engines see it (all fields are in the manifest).
+
+    The kind says how the accumulator is formed (``xnor``: popcount of XNOR of
+    bipolar bits; ``int``: unsigned input codes times weight values) and what
+    comes out (N thresholds -> an unsigned count, or a signed score); the other
+    fields are widths. Every consumer asks this class for the ranges it needs
+    (:meth:`acc_range`, :meth:`dot_bound`, ...) instead of switching on kinds.
+    """
 
     index: int
     kind: str
@@ -64,43 +118,144 @@ class LayerSpec:
     simd: int
     input_bits: int           # bits per input element (1 for binary activations)
     weights: str              # relative path of the packed weight file
-    thresholds: str | None    # relative path of the threshold file (None for xnor_score)
+    thresholds: str | None    # relative path of the threshold file (None for score layers)
+    weight_bits: int = 1      # K: bits per weight code
+    weight_encoding: str = SYM
+    n_thresholds: int = -1    # N per neuron (threshold kinds, default 1); 0 for score kinds
+    affine: str | None = None  # score layers: relative path of the (mul, add) file, or None
+    affine_bits: int = 0      # two's-complement width of the stored mul and add fields (0: no affine)
+    mul_bits: int = 0         # the range of mul: two's complement of mul_bits <= affine_bits (default affine_bits)
     in_features_padded: int = 0
     nf: int = 0
     sf: int = 0
-    acc_bits: int = 0         # accumulator width (signed for int_threshold, unsigned popcount for xnor_*)
-    threshold_bits: int = 0   # two's-complement width of each threshold (0 for xnor_score)
-    output_bits: int = 1      # 1 for threshold layers, signed score width for xnor_score
+    acc_bits: int = 0         # accumulator width (signed for int kinds, unsigned popcount for xnor kinds)
+    threshold_bits: int = 0   # two's-complement width of each threshold (0 for score layers)
+    output_bits: int = 1      # count width for threshold layers, signed score width for score layers
     output_signed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.n_thresholds < 0:
+            self.n_thresholds = 1 if self.kind.endswith("_threshold") else 0
+        if self.affine_bits and not self.mul_bits:
+            self.mul_bits = self.affine_bits
         self.derive()
 
+    # -- what the kind means ----------------------------------------------------
+    @property
+    def mac(self) -> str:
+        """``xnor`` (popcount of XNOR on bipolar bits) or ``int`` (codes times weight values)."""
+        return "xnor" if self.kind.startswith("xnor") else "int"
+
+    @property
+    def has_thresholds(self) -> bool:
+        return self.kind.endswith("_threshold")
+
+    @property
+    def is_score(self) -> bool:
+        return not self.has_thresholds
+
+    @property
+    def input_max(self) -> int:
+        """Largest input code (1 for bipolar bits)."""
+        return (1 << self.input_bits) - 1
+
+    @property
+    def weight_max(self) -> int:
+        return weight_max(self.weight_bits, self.weight_encoding)
+
+    def product_bound(self, lanes: int) -> int:
+        """Largest ``|sum x*w|`` over ``lanes`` lanes of an int layer (the bound every width comes from)."""
+        return lanes * self.input_max * self.weight_max
+
+    def acc_range(self) -> tuple[int, int]:
+        """Smallest and largest accumulator value: [0, MW_pad] (xnor), +-MW_pad*xmax*wmax (int)."""
+        if self.mac == "xnor":
+            return 0, self.in_features_padded
+        peak = self.product_bound(self.in_features_padded)
+        return -peak, peak
+
+    def dot_bound(self) -> int:
+        """Largest |dot| of a score layer: real MW (xnor: 2*acc - MW) or MW*xmax*wmax (int)."""
+        return self.in_features if self.mac == "xnor" else self.product_bound(self.in_features)
+
+    def score_bound(self) -> int:
+        """Largest |score|: the dot bound, or ``2^(mul_bits-1) * D + 2^(affine_bits-1)`` under an affine.
+
+        mul has its own (narrower) range because it multiplies the dot: a real
+        last layer's one shared scale becomes mul = 1 (mul_bits = 2) and its
+        bias a wide add, without a 2^(affine_bits-1)-fold score bound.
+        """
+        if not self.affine_bits:
+            return self.dot_bound()
+        return (1 << (self.mul_bits - 1)) * self.dot_bound() + (1 << (self.affine_bits - 1))
+
+    def problem(self) -> str | None:
+        """Why this combination of parameters is not one the engines implement (None if it is)."""
+        if self.kind not in LAYER_KINDS:
+            return f"field 'kind' is {self.kind!r}, expected one of {LAYER_KINDS}"
+        if self.weight_encoding not in WEIGHT_ENCODINGS:
+            return f"field 'weight_encoding' is {self.weight_encoding!r}, expected one of {WEIGHT_ENCODINGS}"
+        if not 1 <= self.weight_bits <= MAX_WEIGHT_BITS:
+            return f"field 'weight_bits' is {self.weight_bits}, expected 1..{MAX_WEIGHT_BITS}"
+        if self.weight_encoding == INT and self.weight_bits < 2:
+            return "an 'int' weight encoding needs weight_bits >= 2 (1-bit weights are 'sym': +-1)"
+        if self.mac == "xnor" and (self.input_bits != 1 or self.weight_bits != 1 or self.weight_encoding != SYM):
+            return (f"a {self.kind} layer reads 1-bit inputs and 1-bit sym weights, got input_bits={self.input_bits}, "
+                    f"weight_bits={self.weight_bits} {self.weight_encoding}")
+        if self.has_thresholds:
+            if not 1 <= self.n_thresholds <= MAX_THRESHOLDS:
+                return f"field 'n_thresholds' is {self.n_thresholds}, expected 1..{MAX_THRESHOLDS} for a {self.kind} layer"
+            if self.affine is not None or self.affine_bits or self.mul_bits:
+                return (f"a {self.kind} layer has no affine (fields 'affine_bits', 'mul_bits' are "
+                        f"{self.affine_bits}, {self.mul_bits})")
+        else:
+            if self.n_thresholds != 0:
+                return f"field 'n_thresholds' is {self.n_thresholds}, a {self.kind} layer has none (0)"
+            if self.affine_bits and not 2 <= self.affine_bits <= MAX_AFFINE_BITS:
+                return f"field 'affine_bits' is {self.affine_bits}, expected 0 or 2..{MAX_AFFINE_BITS}"
+            if self.affine_bits and not 2 <= self.mul_bits <= self.affine_bits:
+                return f"field 'mul_bits' is {self.mul_bits}, expected 2..affine_bits ({self.affine_bits})"
+            if not self.affine_bits and self.mul_bits:
+                return f"field 'mul_bits' is {self.mul_bits} without an affine (affine_bits 0): expected 0"
+            if (self.affine is None) != (self.affine_bits == 0):
+                return (f"field 'affine' is {self.affine!r} but 'affine_bits' is {self.affine_bits} "
+                        "(a file exactly when affine_bits > 0)")
+            if self.output_bits > MAX_SCORE_BITS:
+                return (f"scores need {self.output_bits} bits (|score| <= {self.score_bound()}), more than "
+                        f"{MAX_SCORE_BITS}: use fewer affine_bits")
+        return None
+
     def derive(self) -> None:
-        """Fill the fields that follow from shape, folding and kind."""
+        """Fill the fields that follow from shape, folding and the parameters."""
         self.in_features_padded = packing.pad_to_multiple(self.in_features, self.simd)
         self.nf = self.out_features // self.pe
         self.sf = self.in_features_padded // self.simd
-        mw = self.in_features_padded
-        if self.kind == INT_THRESHOLD:
-            peak = mw * ((1 << self.input_bits) - 1)
-            self.acc_bits = bit_length_signed(-peak, peak)
-            self.threshold_bits = bit_length_signed(-peak, peak + 1)
-            self.output_bits, self.output_signed = 1, False
-        elif self.kind == XNOR_THRESHOLD:
-            self.acc_bits = max(1, mw.bit_length())
-            self.threshold_bits = bit_length_signed(0, mw + 1)
-            self.output_bits, self.output_signed = 1, False
-        elif self.kind == XNOR_SCORE:
-            self.acc_bits = max(1, mw.bit_length())
+        lo, hi = self.acc_range()
+        self.acc_bits = max(1, hi.bit_length()) if self.mac == "xnor" else bit_length_signed(lo, hi)
+        if self.has_thresholds:
+            self.threshold_bits = bit_length_signed(lo, hi + 1)
+            self.output_bits, self.output_signed = max(1, self.n_thresholds.bit_length()), False
+        else:
+            bound = self.score_bound()
             self.threshold_bits = 0
-            self.output_bits = bit_length_signed(-self.in_features, self.in_features)
-            self.output_signed = True
+            self.output_bits, self.output_signed = bit_length_signed(-bound, bound), True
 
     @property
     def weight_depth(self) -> int:
         return self.nf * self.sf
+
+    @property
+    def weight_word_bits(self) -> int:
+        """Bits of one PE's weight word: SIMD lanes of K bits."""
+        return self.simd * self.weight_bits
+
+    @property
+    def neuron_param_bits(self) -> int:
+        """Bits of one PE's entry in the neuron-parameter memory: N*TB (thresholds), 2*AB (affine), else 0."""
+        if self.has_thresholds:
+            return self.n_thresholds * self.threshold_bits
+        return 2 * self.affine_bits
 
     @property
     def cycles_per_vector(self) -> int:
@@ -123,7 +278,8 @@ class LayerSpec:
         return data
 
 
-_LAYER_FIELDS = ("index", "kind", "in_features", "out_features", "pe", "simd", "input_bits", "weights", "thresholds")
+_LAYER_FIELDS = ("index", "kind", "in_features", "out_features", "pe", "simd", "input_bits", "weights", "thresholds",
+                 "weight_bits", "weight_encoding", "n_thresholds", "affine", "affine_bits", "mul_bits")
 
 
 class Artifact:
@@ -162,55 +318,103 @@ class Artifact:
 
     # -- decoded data ----------------------------------------------------------
     def weight_lanes(self, i: int) -> np.ndarray:
-        """(PE, NF*SF, SIMD) weight bits of layer ``i``, as the engines address them."""
+        """(PE, NF*SF, SIMD) uint8 weight codes of layer ``i``, as the engines address them (1-bit: bits)."""
         layer = self.layers[i]
-        nbytes = -(-layer.simd // 8)
-        raw = np.fromfile(self.path(layer.weights), dtype=np.uint8)
+        k = layer.weight_bits
+        path = self.path(layer.weights)
+        nbytes = -(-layer.weight_word_bits // 8)
+        raw = np.fromfile(path, dtype=np.uint8)
         expected = layer.pe * layer.weight_depth * nbytes
         if raw.size != expected:
             raise ArtifactError(
-                f"{self.path(layer.weights)}: {raw.size} bytes, layer {i} expects {expected} "
-                f"(PE={layer.pe} x depth={layer.weight_depth} x {nbytes} bytes per SIMD={layer.simd} word)")
-        lanes = packing.bytes_to_lanes(raw.reshape(layer.pe, layer.weight_depth, nbytes), layer.simd)
-        spare = np.unpackbits(raw.reshape(-1, nbytes), axis=1, bitorder="little")[:, layer.simd:]
+                f"{path}: {raw.size} bytes, layer {i} expects {expected} (PE={layer.pe} x depth="
+                f"{layer.weight_depth} x {nbytes} bytes per word of SIMD={layer.simd} x {k}-bit codes)")
+        lanes = packing.bytes_to_codes(raw.reshape(layer.pe, layer.weight_depth, nbytes), layer.simd, k)
+        spare = np.unpackbits(raw.reshape(-1, nbytes), axis=1, bitorder="little")[:, layer.weight_word_bits:]
         if spare.any():
-            raise ArtifactError(f"{self.path(layer.weights)}: layer {i} has bits set above lane {layer.simd - 1} "
-                                "of a word (the bytes beyond SIMD lanes must be 0)")
+            raise ArtifactError(f"{path}: layer {i} has bits set above lane {layer.simd - 1} of a word "
+                                f"(bits >= SIMD*weight_bits = {layer.weight_word_bits} must be 0)")
+        if layer.weight_encoding == INT and (lanes == 1 << (k - 1)).any():
+            raise ArtifactError(f"{path}: layer {i} has the weight code {1 << (k - 1)} (= -{1 << (k - 1)}), which the "
+                                f"narrow {k}-bit int encoding does not use (values -{(1 << (k - 1)) - 1}.."
+                                f"{(1 << (k - 1)) - 1})")
         if layer.in_features_padded > layer.in_features:
-            # fold_weight_bits pads with 1: folding an all-0 matrix marks exactly the padded lanes
-            pad_mask = packing.fold_weight_bits(np.zeros((layer.out_features, layer.in_features), np.uint8),
-                                                layer.pe, layer.simd) == 1
-            if (lanes[pad_mask] != 1).any():
-                raise ArtifactError(f"{self.path(layer.weights)}: layer {i} has a padded lane (synapse >= "
-                                    f"{layer.in_features}) whose weight bit is 0; padding weights must be 1 "
+            pad = pad_weight_code(k, layer.weight_encoding)
+            # fold_weight_codes fills padding with a marker: folding an all-0 matrix marks exactly the padded lanes
+            pad_mask = packing.fold_weight_codes(np.zeros((layer.out_features, layer.in_features), np.uint8),
+                                                 layer.pe, layer.simd, pad=1) == 1
+            if (lanes[pad_mask] != pad).any():
+                raise ArtifactError(f"{path}: layer {i} has a padded lane (synapse >= {layer.in_features}) whose "
+                                    f"weight code is not {pad}; padding weights must be {pad} "
                                     "(docs/ARTIFACT.md, Padding)")
         return lanes
 
-    def weight_bits(self, i: int) -> np.ndarray:
-        """(MH, MW) weight bits of layer ``i`` in neuron/synapse order (padding removed)."""
+    def weight_codes(self, i: int) -> np.ndarray:
+        """(MH, MW) weight codes of layer ``i`` in neuron/synapse order (padding removed)."""
         return packing.unfold_weight_bits(self.weight_lanes(i), self.layers[i].in_features)
 
+    def weight_values(self, i: int) -> np.ndarray:
+        """(MH, MW) int64 weight values of layer ``i`` (codes decoded per the layer's encoding)."""
+        layer = self.layers[i]
+        return weight_values(self.weight_codes(i), layer.weight_bits, layer.weight_encoding)
+
+    def _int32_file(self, i: int, rel: str, per_neuron: int, what: str) -> np.ndarray:
+        layer = self.layers[i]
+        path = self.path(rel)
+        size = path.stat().st_size
+        count = layer.out_features * per_neuron
+        if size != 4 * count:
+            raise ArtifactError(f"{path}: {size} bytes, layer {i} expects {4 * count} "
+                                f"({layer.out_features} neurons x {per_neuron} int32 {what})")
+        return np.fromfile(path, dtype="<i4").astype(np.int64).reshape(layer.pe, layer.nf, per_neuron)
+
     def folded_thresholds(self, i: int) -> np.ndarray | None:
-        """(PE, NF) int64 thresholds of layer ``i`` (None for a score layer)."""
+        """(PE, NF, N) int64 thresholds of layer ``i`` (None for a score layer)."""
         layer = self.layers[i]
         if layer.thresholds is None:
             return None
         path = self.path(layer.thresholds)
-        size = path.stat().st_size
-        if size != 4 * layer.out_features:
-            raise ArtifactError(f"{path}: {size} bytes, layer {i} expects {4 * layer.out_features} "
-                                f"({layer.out_features} int32 thresholds)")
-        raw = np.fromfile(path, dtype="<i4")
+        folded = self._int32_file(i, layer.thresholds, layer.n_thresholds, "thresholds")
         lo, hi = -(1 << (layer.threshold_bits - 1)), (1 << (layer.threshold_bits - 1)) - 1
-        if raw.min() < lo or raw.max() > hi:
-            bad = int(raw[(raw < lo) | (raw > hi)][0])
-            raise ArtifactError(f"{self.path(layer.thresholds)}: threshold {bad} of layer {i} does not fit its "
+        if folded.min() < lo or folded.max() > hi:
+            bad = int(folded[(folded < lo) | (folded > hi)][0])
+            raise ArtifactError(f"{path}: threshold {bad} of layer {i} does not fit its "
                                 f"{layer.threshold_bits}-bit field [{lo}, {hi}]")
-        return raw.astype(np.int64).reshape(layer.pe, layer.nf)
+        falling = np.argwhere(np.diff(folded, axis=2) < 0)
+        if falling.size:
+            p, nf, t = (int(v) for v in falling[0])
+            raise ArtifactError(f"{path}: layer {i}, neuron {nf * layer.pe + p}: threshold {t + 1} "
+                                f"({int(folded[p, nf, t + 1])}) is below threshold {t} ({int(folded[p, nf, t])}); "
+                                "a neuron's thresholds must be non-decreasing")
+        return folded
 
     def thresholds(self, i: int) -> np.ndarray | None:
-        """(MH,) thresholds of layer ``i`` in neuron order (None for a score layer)."""
+        """(MH, N) thresholds of layer ``i`` in neuron order (None for a score layer)."""
         folded = self.folded_thresholds(i)
+        return None if folded is None else packing.unfold_thresholds(folded)
+
+    def folded_affine(self, i: int) -> np.ndarray | None:
+        """(PE, NF, 2) int64 (mul, add) of score layer ``i`` (None without an affine)."""
+        layer = self.layers[i]
+        if layer.affine is None:
+            return None
+        folded = self._int32_file(i, layer.affine, 2, "(mul, add) pairs")
+        lo, hi = -(1 << (layer.affine_bits - 1)), (1 << (layer.affine_bits - 1)) - 1
+        if folded.min() < lo or folded.max() > hi:
+            bad = int(folded[(folded < lo) | (folded > hi)][0])
+            raise ArtifactError(f"{self.path(layer.affine)}: affine value {bad} of layer {i} does not fit its "
+                                f"{layer.affine_bits}-bit field [{lo}, {hi}]")
+        mul = folded[..., 0]
+        lo, hi = -(1 << (layer.mul_bits - 1)), (1 << (layer.mul_bits - 1)) - 1
+        if mul.min() < lo or mul.max() > hi:
+            bad = int(mul[(mul < lo) | (mul > hi)][0])
+            raise ArtifactError(f"{self.path(layer.affine)}: mul {bad} of layer {i} is outside its mul_bits="
+                                f"{layer.mul_bits} range [{lo}, {hi}] (the score width assumes it)")
+        return folded
+
+    def affine(self, i: int) -> np.ndarray | None:
+        """(MH, 2) (mul, add) of score layer ``i`` in neuron order (None without an affine)."""
+        folded = self.folded_affine(i)
         return None if folded is None else packing.unfold_thresholds(folded)
 
 
@@ -245,7 +449,7 @@ def section_paths(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     layers = manifest.get("layers")
     for i, layer in enumerate(layers if isinstance(layers, list) else []):
         if isinstance(layer, dict):
-            out += [(f"layers[{i}].{key}", layer[key]) for key in ("weights", "thresholds")
+            out += [(f"layers[{i}].{key}", layer[key]) for key in ("weights", "thresholds", "affine")
                     if isinstance(layer.get(key), str)]
     for section, keys in PATH_FIELDS.items():
         body = manifest.get(section)
@@ -306,13 +510,15 @@ def _load_layer(raw: Any, i: int, where: str) -> LayerSpec:
         raise ArtifactError(f"{lw}: expected an object, got {type(raw).__name__}")
     values: dict[str, Any] = {}
     for key in _LAYER_FIELDS:
-        if key == "thresholds":
+        if key in ("thresholds", "affine"):
             values[key] = _require(raw, key, lw, (str, type(None)))
-        elif key in ("kind", "weights"):
+        elif key in ("kind", "weights", "weight_encoding"):
             values[key] = _require(raw, key, lw, str)
         else:
-            values[key] = _require_int(raw, key, lw, 0 if key == "index" else 1,
-                                       MAX_INPUT_BITS if key == "input_bits" else None)
+            low = 0 if key in ("index", "n_thresholds", "affine_bits", "mul_bits") else 1
+            high = {"input_bits": MAX_INPUT_BITS, "weight_bits": MAX_WEIGHT_BITS, "n_thresholds": MAX_THRESHOLDS,
+                    "affine_bits": MAX_AFFINE_BITS, "mul_bits": MAX_AFFINE_BITS}.get(key)
+            values[key] = _require_int(raw, key, lw, low, high)
     if values["index"] != i:
         raise ArtifactError(f"{lw}: field 'index' is {values['index']}, expected {i} (layers are listed in order)")
     if values["kind"] not in LAYER_KINDS:
@@ -321,18 +527,19 @@ def _load_layer(raw: Any, i: int, where: str) -> LayerSpec:
         raise ArtifactError(f"{lw}: PE={values['pe']} does not divide out_features={values['out_features']}")
     if values["simd"] > values["in_features"]:
         raise ArtifactError(f"{lw}: SIMD={values['simd']} is wider than in_features={values['in_features']}")
-    if values["kind"] != INT_THRESHOLD and values["input_bits"] != 1:
-        raise ArtifactError(f"{lw}: a {values['kind']} layer reads 1-bit inputs, field 'input_bits' is {values['input_bits']}")
     layer = LayerSpec(**values)
+    problem = layer.problem()
+    if problem:
+        raise ArtifactError(f"{lw}: {problem}")
     for derived in ("in_features_padded", "nf", "sf", "acc_bits", "threshold_bits", "output_bits"):
         got = _require(raw, derived, lw, int)
         if got != getattr(layer, derived):
             raise ArtifactError(
-                f"{lw}: field '{derived}' is {got}, but shape and folding give {getattr(layer, derived)}")
+                f"{lw}: field '{derived}' is {got}, but shape, folding and widths give {getattr(layer, derived)}")
     signed = _require(raw, "output_signed", lw, bool)
     if signed != layer.output_signed:
         raise ArtifactError(f"{lw}: field 'output_signed' is {signed}, a {layer.kind} layer's is {layer.output_signed}")
-    if (layer.thresholds is None) != (layer.kind == XNOR_SCORE):
+    if (layer.thresholds is None) == layer.has_thresholds:
         raise ArtifactError(f"{lw}: a {layer.kind} layer {'needs' if layer.thresholds is None else 'has no'} thresholds")
     return layer
 
@@ -428,7 +635,7 @@ def load(root: str | Path, verify_checksums: bool = True, check_model: bool = Tr
         raise ArtifactError(f"{where}: field 'layers' is empty")
     layers = [_load_layer(raw, i, where) for i, raw in enumerate(raw_layers)]
     for layer in layers:
-        for rel in filter(None, (layer.weights, layer.thresholds)):
+        for rel in filter(None, (layer.weights, layer.thresholds, layer.affine)):
             if rel not in files:
                 raise ArtifactError(f"{where}: layers[{layer.index}]: data file '{rel}' is not listed in 'files'")
 
@@ -443,8 +650,11 @@ def load(root: str | Path, verify_checksums: bool = True, check_model: bool = Tr
             raise ArtifactError(
                 f"{where}: layers[{nxt.index}] expects {nxt.in_features} inputs of {nxt.input_bits} bit(s), "
                 f"layers[{prev.index}] produces {prev.out_features} of {prev.output_bits}")
-        if prev.kind == XNOR_SCORE:
+        if prev.is_score:
             raise ArtifactError(f"{where}: layers[{prev.index}] is a score layer but is not the last layer")
+        if nxt.mac == "xnor" and prev.n_thresholds != 1:
+            raise ArtifactError(f"{where}: layers[{nxt.index}] is a {nxt.kind} layer (bipolar 1-bit inputs) but "
+                                f"layers[{prev.index}] has {prev.n_thresholds} thresholds per neuron")
     if layers[-1].out_features != network["num_classes"]:
         raise ArtifactError(
             f"{where}: last layer has {layers[-1].out_features} outputs but network.num_classes={network['num_classes']}")
@@ -454,6 +664,7 @@ def load(root: str | Path, verify_checksums: bool = True, check_model: bool = Tr
     for i in range(len(layers)):  # decode once so size and value errors surface now
         artifact.weight_lanes(i)
         artifact.folded_thresholds(i)
+        artifact.folded_affine(i)
     if check_model:
         check_source(artifact)
     return artifact

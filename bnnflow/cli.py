@@ -35,8 +35,7 @@ schedule except wage, and the MLP of --hidden unless --arch is given):
                  loss; reports test accuracy with binary and with real weights
   bnn            sign weights and activations (saturated STE), integer first
                  layer, binary integer scores; Adam lr 0.01, cross-entropy;
-                 --bn shift (shift-based BN), --optim shift-adamax. The MLP
-                 (--hidden) is the network `bnnflow export` maps to hardware
+                 --bn shift (shift-based BN), --optim shift-adamax
   xnor           --variant xnor (default: sign inputs scaled by beta/K) | bwn
                  (real inputs); alpha*sign weights; BN -> sign -> layer -> ReLU
                  -> pool; --first-layer/--last-layer real (default) | quant;
@@ -45,6 +44,8 @@ schedule except wage, and the MLP of --hidden unless --arch is given):
                  first/last layers real; Adam lr 0.01
   wage           --wbits 2 --abits 8 --gbits 8 --ebits 8 (2..16); no BN, SSE
                  loss, quantized SGD with stochastic rounding, lr 8 -> 1 -> 1/8
+The MLP (--hidden) of every method but float exports to hardware (`bnnflow
+export`, docs/DEPLOY.md); conv nets (--arch) train but do not export yet.
 """
 
 
@@ -214,7 +215,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--folding {args.folding}: " + ("is a folder, expected a JSON file"
                                                                 if Path(args.folding).is_dir() else "file not found"))
     try:
-        artifact = export_run(args.run, args.folding, args.out, generate=args.generate)
+        artifact = export_run(args.run, args.folding, args.out, generate=args.generate, abits=args.abits)
     except FoldingError as exc:        # the folding checks name their source "folding": name the file
         if args.folding and str(exc).startswith("folding: "):
             raise FoldingError(f"{args.folding}: {str(exc)[len('folding: '):]}") from None
@@ -225,7 +226,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise
     print(f"exported {len(artifact.layers)} layers to {artifact.root}")
     for layer in artifact.layers:
-        print(f"  L{layer.index} {layer.kind:15s} {layer.in_features:5d} -> {layer.out_features:5d}  "
+        widths = f"W{layer.weight_bits}{'' if layer.weight_encoding == 'sym' else 'i'} A{layer.input_bits}->" + (
+            f"{layer.output_bits}" if layer.has_thresholds else "score")
+        print(f"  L{layer.index} {layer.kind:15s} {widths:12s} {layer.in_features:5d} -> {layer.out_features:5d}  "
               f"PE={layer.pe:3d} SIMD={layer.simd:3d}  NF*SF={layer.nf}*{layer.sf}={layer.cycles_per_vector} cycles")
     return 0
 
@@ -353,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=_path, help="training run folder")
     p.add_argument("--folding", type=_path, help='JSON file {"layers": [{"pe": P, "simd": S}, ...]}; default: chosen automatically')
     p.add_argument("--out", type=_path, help="artifact folder (default RUN/export)")
+    p.add_argument("--abits", type=_int, help="bits of the activation codes the export calibrates for real "
+                   "activations (BinaryConnect's hidden layers, XNOR-Net's input to its real last layer, BWN's "
+                   "signed inputs): 2..8, default 8. Methods whose activations are already quantized (bnn, "
+                   "dorefa, wage) ignore it (docs/DEPLOY.md)")
     p.add_argument("--generate", type=_generate_list, default=("rtl", "hls"),
                    help="consumers to generate files for: rtl, hls or rtl,hls (default). The HLS engine "
                         "limits every stream word (SIMD x input bits, PE x output bits) to 4096 bits; "

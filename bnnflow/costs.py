@@ -230,7 +230,7 @@ def memory_map(depth: int, width: int, sync_read: bool = True) -> MemoryMap:
 
 @dataclass(frozen=True)
 class LayerShape:
-    """What the cost of one ``bnn_mvtu`` depends on: kind, shape, folding, input bits."""
+    """What the cost of one ``bnn_mvtu`` depends on: kind, shape, folding and the widths."""
 
     kind: str
     mw: int            # inputs (unpadded)
@@ -238,12 +238,26 @@ class LayerShape:
     pe: int
     simd: int
     input_bits: int = 1
+    weight_bits: int = 1
+    weight_encoding: str = art.SYM
+    n_thresholds: int = -1     # -1: the kind's default (1 for threshold kinds, 0 for scores)
+    affine_bits: int = 0
+    mul_bits: int = 0
+
+    @classmethod
+    def of(cls, spec: art.LayerSpec) -> LayerShape:
+        return cls(spec.kind, spec.in_features, spec.out_features, spec.pe, spec.simd, spec.input_bits,
+                   spec.weight_bits, spec.weight_encoding, spec.n_thresholds, spec.affine_bits, spec.mul_bits)
 
     def spec(self, index: int = 0) -> art.LayerSpec:
         """The artifact's LayerSpec of this layer (derived widths: one definition, in artifact.py)."""
+        threshold = self.kind.endswith("_threshold")
         return art.LayerSpec(index=index, kind=self.kind, in_features=self.mw, out_features=self.mh, pe=self.pe,
                              simd=self.simd, input_bits=self.input_bits, weights="",
-                             thresholds=None if self.kind == art.XNOR_SCORE else "")
+                             thresholds="" if threshold else None, weight_bits=self.weight_bits,
+                             weight_encoding=self.weight_encoding, n_thresholds=self.n_thresholds,
+                             affine="" if self.affine_bits else None, affine_bits=self.affine_bits,
+                             mul_bits=self.mul_bits)
 
     @property
     def cycles(self) -> int:
@@ -256,43 +270,99 @@ def _clog2(n: int) -> int:
 
 
 def mvtu_widths(spec: art.LayerSpec) -> dict[str, int]:
-    """The widths ``rtl/bnn_mvtu.v`` derives (its localparams) from the parameters rtlgen gives it."""
+    """The widths ``rtl/bnn_mvtu.v`` (and its ``bnn_simd_dot``) derive (their localparams) from rtlgen's parameters."""
     from .rtlgen import mvtu_parameters
 
     p = mvtu_parameters(spec)
-    lane_max = 1 if p["XNOR"] else (1 << p["INPUT_BITS"]) - 1
+    k = p["WEIGHT_BITS"]
+    wmax = (1 << (k - 1)) - 1 if p["WEIGHT_SIGNED"] else (1 << k) - 1
+    lane_max = 1 if p["XNOR"] else ((1 << p["INPUT_BITS"]) - 1) * wmax
     dot_bits = _clog2(p["SIMD"] * lane_max + 1) + 1
     acc_w = max(p["ACC_BITS"], dot_bits) + 1
     nf, sf = p["MH"] // p["PE"], p["MW"] // p["SIMD"]
+    param_pe = (p["N_THRESHOLDS"] * p["THRESHOLD_BITS"] if p["THRESHOLD"] else 2 * p["AFFINE_BITS"])
     return {"dot_bits": dot_bits, "acc_w": acc_w, "tb": p["THRESHOLD_BITS"] if p["THRESHOLD"] else 0,
             "in_w": p["SIMD"] * p["INPUT_BITS"], "out_w": p["PE"] * p["OUTPUT_BITS"],
-            "depth": nf * sf, "word": p["PE"] * p["SIMD"]}
+            "depth": nf * sf, "word": p["PE"] * p["SIMD"] * k, "param_word": p["PE"] * param_pe,
+            # a K > 1 lane's decoded weight: K + 1 bits (sym), K (int)
+            "weight_value_bits": k if p["WEIGHT_SIGNED"] else k + 1}
 
 
 def mvtu_memories(spec: art.LayerSpec) -> dict[str, MemoryMap]:
     """The memories of one ``bnn_mvtu`` and how yosys maps them (FIFO_DEPTH = 8, the default)."""
     w = mvtu_widths(spec)
     out = {"weights": memory_map(w["depth"], w["word"], sync_read=True)}
-    if spec.kind != art.XNOR_SCORE:
-        out["thresholds"] = memory_map(spec.nf, spec.pe * w["tb"], sync_read=True)
+    if w["param_word"]:
+        out["thresholds" if spec.has_thresholds else "affine"] = memory_map(spec.nf, w["param_word"], sync_read=True)
     if spec.nf > 1:
         out["input_buffer"] = memory_map(spec.sf, w["in_w"], sync_read=False)
     out["fifo"] = memory_map(8, w["out_w"] + 1, sync_read=False)
     return out
 
 
+#: yosys's synth_xilinx maps a multiplier to DSP48E1 slices when its product has at least this many
+#: bits (``DSP_Y_MINWIDTH``, after width reduction) and both operands at least 2; narrower ones are LUTs.
+DSP_MIN_PRODUCT_BITS = 9
+#: One DSP48E1 multiplies a 25-bit by an 18-bit signed operand; wider products take a grid of them.
+DSP_A_BITS, DSP_B_BITS = 25, 18
+
+
+def dsp_slices(a_bits: int, b_bits: int) -> int:
+    """DSP48E1 slices yosys uses for one signed ``a_bits`` x ``b_bits`` multiplier (0: it maps to LUTs)."""
+    if a_bits + b_bits < DSP_MIN_PRODUCT_BITS or min(a_bits, b_bits) < 2:
+        return 0
+    a, b = max(a_bits, b_bits), min(a_bits, b_bits)
+    return -(-a // DSP_A_BITS) * -(-b // DSP_B_BITS)
+
+
+def mvtu_multipliers(spec: art.LayerSpec) -> dict[str, int]:
+    """The multipliers of one ``bnn_mvtu``: per lane (K > 1 int layers) and per PE (an affine score).
+
+    Operand widths as the RTL declares them: a lane multiplies the unsigned
+    input (as a signed INPUT_BITS + 1) by the decoded weight (K + 1 bits sym,
+    K int); the affine multiplies AFFINE_BITS by the dot (ACC_W + 1 bits for
+    xnor's ``2*acc - MW``; an int dot is the sign-extended accumulator, whose
+    copy of the sign bit yosys drops, so ACC_W).
+    """
+    w = mvtu_widths(spec)
+    lane = (spec.input_bits + 1, w["weight_value_bits"]) if spec.mac == "int" and spec.weight_bits > 1 else None
+    affine = (spec.affine_bits, w["acc_w"] + (spec.mac == "xnor")) if spec.affine_bits else None
+    return {
+        "lanes_on_dsp": spec.pe * spec.simd if lane and dsp_slices(*lane) else 0,
+        "lane_dsp": spec.pe * spec.simd * dsp_slices(*lane) if lane else 0,
+        "lane_lut_mul_bits": spec.pe * spec.simd * lane[0] * lane[1] if lane and not dsp_slices(*lane) else 0,
+        "affine_dsp": spec.pe * dsp_slices(*affine) if affine else 0,
+        "affine_lut_mul_bits": spec.pe * affine[0] * affine[1] if affine and not dsp_slices(*affine) else 0,
+    }
+
+
 def mvtu_features(spec: art.LayerSpec) -> dict[str, float]:
-    """The model's logic features of one ``bnn_mvtu`` (see :data:`FEATURES`)."""
+    """The model's logic features of one ``bnn_mvtu`` (see :data:`FEATURES`).
+
+    Lanes: XNOR-popcount and add/subtract lanes (and the adder tree after
+    multiply lanes) grow with the partial sum's width; a K > 1 lane's
+    multiplier is either DSP slices (:func:`mvtu_multipliers`, counted
+    outright, no LUT feature) or LUTs growing with its operand bits'
+    product. Thresholds beyond the first add a compare each (the count of N
+    compares); an affine score adds one multiplier per PE, likewise.
+    """
     w = mvtu_widths(spec)
     lanes = spec.pe * spec.simd
-    xnor = spec.kind != art.INT_THRESHOLD      # rtlgen's XNOR parameter
+    xnor = spec.mac == "xnor"      # rtlgen's XNOR parameter
+    mults = mvtu_multipliers(spec)
+    cmp_w = max(w["acc_w"], w["tb"]) + 1
     return {
         "const": 1.0,
         "xnor_lane_bits": lanes * w["dot_bits"] if xnor else 0.0,
-        "int_lane_bits": lanes * w["dot_bits"] if not xnor else 0.0,
+        # adder trees: lanes whose products come out of DSP slices sum far cheaper (fitted apart)
+        "int_lane_bits": (lanes - mults["lanes_on_dsp"]) * w["dot_bits"] if not xnor else 0.0,
+        "dsp_lane_bits": float(mults["lanes_on_dsp"] * w["dot_bits"]),
+        "lut_mul_bits": float(mults["lane_lut_mul_bits"] + mults["affine_lut_mul_bits"]),
         "acc_bits": spec.pe * w["acc_w"],
         "in_bits": w["in_w"] if spec.nf > 1 else 0.0,
-        "reg_bits": w["in_w"] + spec.pe * (w["dot_bits"] + w["acc_w"] + w["tb"]),
+        "compare_bits": spec.pe * (spec.n_thresholds - 1) * cmp_w if spec.n_thresholds > 1 else 0.0,
+        # the registered input word feeds DSP slices' own input registers when the lanes are on DSPs
+        "reg_bits": (0 if mults["lanes_on_dsp"] else w["in_w"]) + spec.pe * (w["dot_bits"] + w["acc_w"] + w["tb"]),
     }
 
 
@@ -313,7 +383,7 @@ def repack_features(in_elems: int, out_elems: int, elems: int, elems_pad: int, e
 def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
     """The model's features of the accelerator shell around the core (docs/ACCEL.md)."""
     first, last = specs[0], specs[-1]
-    data_bits = max(max(s.pe * s.simd, s.pe * s.threshold_bits) for s in specs)
+    data_bits = max(max(s.pe * s.weight_word_bits, s.pe * s.neuron_param_bits) for s in specs)
     in_word, out_word = first.in_stream_bits, last.out_stream_bits
     return {"const": 1.0, "data_bits": float(data_bits),
             "stream_bits": float(in_word + accel.beat_bits_for(in_word) + out_word + accel.beat_bits_for(out_word))}
@@ -321,7 +391,8 @@ def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
 
 #: Features each fitted quantity uses (unit -> quantity -> feature names).
 FEATURES = {
-    "mvtu": {"lut": ("const", "xnor_lane_bits", "int_lane_bits", "acc_bits", "in_bits"),
+    "mvtu": {"lut": ("const", "xnor_lane_bits", "int_lane_bits", "dsp_lane_bits", "lut_mul_bits", "acc_bits",
+                     "in_bits", "compare_bits"),
              "ff": ("const", "reg_bits")},
     "repack": {"lut": ("const", "bank_bits", "out_mux_bits"), "ff": ("const", "bank_bits")},
     "shell": {"lut": ("const", "data_bits", "stream_bits"), "ff": ("const", "data_bits", "stream_bits")},
@@ -359,7 +430,9 @@ class CostModel:
         """One ``bnn_mvtu``: fitted logic plus its memories as yosys maps them."""
         spec = shape.spec() if isinstance(shape, LayerShape) else shape
         feats = mvtu_features(spec)
-        logic = Resources(lut=self._linear("mvtu", "lut", feats), ff=self._linear("mvtu", "ff", feats))
+        mults = mvtu_multipliers(spec)
+        logic = Resources(lut=self._linear("mvtu", "lut", feats), ff=self._linear("mvtu", "ff", feats),
+                          dsp=float(mults["lane_dsp"] + mults["affine_dsp"]))
         return logic + total(m.resources for m in mvtu_memories(spec).values())
 
     def repack(self, producer: art.LayerSpec, consumer: art.LayerSpec) -> Resources:
@@ -550,8 +623,8 @@ def mvtu_unit(shape: LayerShape, rng: np.random.Generator) -> tuple[dict[str, An
     params = rtlgen.mvtu_parameters(spec, "w.mem", "t.mem")
     w = mvtu_widths(spec)
     files = {"w.mem": mem_text(rng.integers(0, 2, size=(w["depth"], w["word"]), dtype=np.uint8))}
-    if spec.kind != art.XNOR_SCORE:
-        files["t.mem"] = mem_text(rng.integers(0, 2, size=(spec.nf, spec.pe * w["tb"]), dtype=np.uint8))
+    if rtlgen.has_param_memory(spec):
+        files["t.mem"] = mem_text(rng.integers(0, 2, size=(spec.nf, w["param_word"]), dtype=np.uint8))
     return params, files
 
 
@@ -561,12 +634,12 @@ def memory_cells(cells: dict[str, int]) -> dict[str, int]:
 
 # -- the measured grid ----------------------------------------------------------------------
 
-T, I, S = art.XNOR_THRESHOLD, art.INT_THRESHOLD, art.XNOR_SCORE
+T, I, S, IS = art.XNOR_THRESHOLD, art.INT_THRESHOLD, art.XNOR_SCORE, art.INT_SCORE
 
 #: bnn_mvtu points synthesized in full: (kind, MW, MH, PE, SIMD, input bits). Small enough for
 #: seconds each, spread over lanes, SIMD, PE, input bits and padding; MH/PE and MW/SIMD give
 #: memories deep enough for block RAM in most, as in real layers.
-MVTU_GRID: tuple[tuple[str, int, int, int, int, int], ...] = (
+MVTU_GRID: tuple[tuple, ...] = (
     (T, 128, 64, 4, 8, 1),
     (T, 256, 64, 8, 32, 1),
     (T, 1024, 64, 4, 64, 1),
@@ -584,6 +657,14 @@ MVTU_GRID: tuple[tuple[str, int, int, int, int, int], ...] = (
     (I, 512, 64, 4, 32, 4),
     (I, 64, 256, 16, 32, 5),
     (I, 256, 32, 4, 16, 2),
+    # format v3: multiply lanes (K > 1 sym / int), multi-threshold compare banks, affine scores
+    (I, 256, 64, 4, 32, 2, {"weight_bits": 2, "n_thresholds": 3}),
+    (I, 256, 64, 8, 16, 2, {"weight_bits": 2, "weight_encoding": "int", "n_thresholds": 3}),
+    (I, 128, 64, 4, 16, 8, {"weight_bits": 8, "weight_encoding": "int", "n_thresholds": 1}),
+    (I, 256, 32, 4, 16, 4, {"weight_bits": 4, "n_thresholds": 15}),
+    (I, 256, 64, 8, 32, 1, {"weight_bits": 1, "n_thresholds": 15}),
+    (IS, 256, 10, 10, 16, 8, {"weight_bits": 8, "weight_encoding": "int", "affine_bits": 12, "mul_bits": 2}),
+    (S, 256, 10, 5, 32, 1, {"affine_bits": 16}),
 )
 
 #: Weight-memory points (depth, width) mapped only (yosys stops after memory mapping).
@@ -627,13 +708,16 @@ def measure(log=print) -> dict[str, Any]:
     points: dict[str, list[dict[str, Any]]] = {"mvtu": [], "memory": [], "repack": [], "shell": []}
     with tempfile.TemporaryDirectory(prefix="bnnflow-costs-") as tmp:
         root = Path(tmp)
-        for i, (kind, mw, mh, pe, simd, bits) in enumerate(MVTU_GRID):
-            shape = LayerShape(kind, mw, mh, pe, simd, bits)
+        for i, (kind, mw, mh, pe, simd, bits, *more) in enumerate(MVTU_GRID):
+            widths = more[0] if more else {}
+            shape = LayerShape(kind, mw, mh, pe, simd, bits, **widths)
             params, files = mvtu_unit(shape, rng)
             cells, seconds = synth_unit("bnn_mvtu", params, files, root / f"mvtu{i}")
             points["mvtu"].append({"kind": kind, "mw": mw, "mh": mh, "pe": pe, "simd": simd, "input_bits": bits,
+                                   **({"widths": dict(widths)} if widths else {}),
                                    "cells": cells, "seconds": round(seconds, 2)})
-            log(f"mvtu {kind} {mw}x{mh} PE={pe} SIMD={simd} bits={bits}: {cells_to_resources(cells)} ({seconds:.1f} s)")
+            log(f"mvtu {kind} {mw}x{mh} PE={pe} SIMD={simd} bits={bits} {widths or ''}: "
+                f"{cells_to_resources(cells)} ({seconds:.1f} s)")
         for i, (depth, width) in enumerate(MEMORY_GRID):
             p = _memory_point(depth, width, rng, root / f"mem{i}")
             points["memory"].append(p)
@@ -669,7 +753,8 @@ def _unit_rows(points: dict[str, Any]) -> dict[str, list[tuple[dict[str, float],
     """Per unit: (features, measured logic = measured minus modelled memories, measured total)."""
     rows: dict[str, list] = {"mvtu": [], "repack": [], "shell": []}
     for p in points["mvtu"]:
-        spec = LayerShape(p["kind"], p["mw"], p["mh"], p["pe"], p["simd"], p["input_bits"]).spec()
+        spec = LayerShape(p["kind"], p["mw"], p["mh"], p["pe"], p["simd"], p["input_bits"],
+                          **p.get("widths", {})).spec()
         measured = cells_to_resources(p["cells"])
         mem = total(m.resources for m in mvtu_memories(spec).values())
         logic = Resources(lut=measured.lut - mem.lut, ff=measured.ff - mem.ff)
@@ -731,7 +816,7 @@ def errors(table: dict[str, Any]) -> dict[str, Any]:
             for (feats, _, measured), raw in zip(rows, points[unit]):
                 if unit == "mvtu":
                     est = model.layer(LayerShape(raw["kind"], raw["mw"], raw["mh"], raw["pe"], raw["simd"],
-                                                 raw["input_bits"]))
+                                                 raw["input_bits"], **raw.get("widths", {})))
                 else:
                     est = Resources(lut=model._linear(unit, "lut", feats), ff=model._linear(unit, "ff", feats))
                 m = getattr(measured, quantity)

@@ -38,7 +38,8 @@ from . import artifact as art
 from .costs import (PLATFORM_ALLOWANCE, CostModel, Device, LayerShape, Resources, load_model, total)
 from .folding import LayerFolding
 
-#: What a run folder's config must describe to have a hardware mapping (bnnflow.model.networks.BNNMLP).
+#: The one method whose layers a run's config.json alone describes (bnnflow.model.networks.BNNMLP); the
+#: others' widths come from export-time calibration and deployment (docs/DEPLOY.md), so fold reads their export.
 MAPPED_METHOD, MAPPED_ARCH = "bnn", "mlp"
 
 
@@ -54,16 +55,25 @@ class LayerKind:
     mw: int
     mh: int
     input_bits: int
+    weight_bits: int = 1
+    weight_encoding: str = art.SYM
+    n_thresholds: int = -1      # -1: the kind's default (1 threshold, or none for a score)
+    affine_bits: int = 0
+    mul_bits: int = 0
+
+    @classmethod
+    def of(cls, spec: art.LayerSpec) -> LayerKind:
+        return cls(spec.kind, spec.in_features, spec.out_features, spec.input_bits, spec.weight_bits,
+                   spec.weight_encoding, spec.n_thresholds, spec.affine_bits, spec.mul_bits)
 
     def shape(self, pe: int, simd: int) -> LayerShape:
-        return LayerShape(self.kind, self.mw, self.mh, pe, simd, self.input_bits)
+        return LayerShape(self.kind, self.mw, self.mh, pe, simd, self.input_bits, self.weight_bits,
+                          self.weight_encoding, self.n_thresholds, self.affine_bits, self.mul_bits)
 
 
 def layers_from_sizes(sizes: Sequence[int], input_bits: int) -> list[LayerKind]:
-    """The layers ``bnnflow export`` makes of a BNN MLP with these sizes (input, hidden..., classes).
-
-    The kinds follow ``BNNMLP.deployment_layers``: an integer first layer on
-    ``input_bits``-bit pixels, XNOR threshold layers, an XNOR score layer.
+    """The layers ``bnnflow export`` makes of a BNN MLP with these sizes (input, hidden..., classes):
+    an integer first layer on ``input_bits``-bit pixels, XNOR threshold layers, an XNOR score layer.
     """
     kinds = [art.INT_THRESHOLD] + [art.XNOR_THRESHOLD] * (len(sizes) - 3) + [art.XNOR_SCORE]
     return [LayerKind(k, mw, mh, input_bits if i == 0 else 1)
@@ -73,9 +83,11 @@ def layers_from_sizes(sizes: Sequence[int], input_bits: int) -> list[LayerKind]:
 def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
     """(layers, description) of a training run folder or an export folder, without torch.
 
-    A run folder's ``config.json`` gives the sizes (input features, hidden,
+    A BNN run folder's ``config.json`` gives the sizes (input features, hidden,
     classes) and the input bits; an export folder's ``manifest.json`` its
-    layers.
+    layers. Another method's run is read through its export (``RUN/export``):
+    its widths (activation bits, real first/last layers, score affines) are
+    decided when it is exported.
     """
     path = Path(path)
     if not path.is_dir():
@@ -86,9 +98,19 @@ def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
 
         config = read_json_object(config_path)
         method, arch = config.get("method"), config.get("arch", MAPPED_ARCH)
-        if method != MAPPED_METHOD or arch != MAPPED_ARCH:
-            raise ValueError(f"{config_path}: --method {method} with arch {arch!r} has no hardware mapping; "
-                             "only --method bnn with an MLP (--hidden, no --arch) exports")
+        if arch != MAPPED_ARCH:
+            raise ValueError(f"{config_path}: --method {method} with arch {arch!r} has no hardware mapping yet; "
+                             "convolutional nets are a later issue, only MLPs (--hidden, no --arch) export")
+        if method == "float":
+            raise ValueError(f"{config_path}: --method float with arch {arch!r} has no hardware mapping: its "
+                             "weights and activations are real (train a quantized method)")
+        if method != MAPPED_METHOD:
+            if (path / "export" / art.MANIFEST).is_file():
+                layers, _ = network_layers(path / "export")
+                return layers, f"run {path} (layers of its export)"
+            raise ValueError(f"{config_path}: the layer widths of a --method {method} net are set when it is "
+                             f"exported (activation calibration, real first/last layers): run `bnnflow export "
+                             f"{path}` first, then fold it (or fold the export folder)")
         for key in ("input_features", "hidden", "num_classes", "input_bits"):
             if key not in config:
                 raise ValueError(f"{config_path}: missing field '{key}'")
@@ -99,7 +121,7 @@ def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
         return layers_from_sizes(sizes, int(config["input_bits"])), f"run {path}"
     if manifest_path.is_file():
         a = art.load(path, verify_checksums=False, check_model=False)
-        return [LayerKind(l.kind, l.in_features, l.out_features, l.input_bits) for l in a.layers], f"export {path}"
+        return [LayerKind.of(l) for l in a.layers], f"export {path}"
     raise FileNotFoundError(f"{path}: neither a training run (config.json) nor an export (manifest.json)")
 
 
@@ -163,14 +185,14 @@ def candidates(layers: Sequence[LayerKind], k: int, model: CostModel, hls: bool 
 
 
 def pareto(cands: list[Candidate]) -> list[Candidate]:
-    """Drop candidates another one beats or equals in cycles, LUT, FF and BRAM (ties: less padding first)."""
+    """Drop candidates another one beats or equals in cycles, LUT, FF, BRAM and DSP (ties: less padding first)."""
     def key(c: Candidate) -> tuple:
-        return (c.cycles, c.cost.lut, c.cost.bram36, c.cost.ff, c.simd)
+        return (c.cycles, c.cost.lut, c.cost.bram36, c.cost.ff, c.cost.dsp, c.simd)
 
     kept: list[Candidate] = []
     for c in sorted(cands, key=key):
         if not any(o.cycles <= c.cycles and o.cost.lut <= c.cost.lut and o.cost.bram36 <= c.cost.bram36
-                   and o.cost.ff <= c.cost.ff for o in kept):
+                   and o.cost.ff <= c.cost.ff and o.cost.dsp <= c.cost.dsp for o in kept):
             kept.append(c)
     return kept
 
@@ -182,9 +204,10 @@ class Budget:
     lut: float
     ff: float
     bram36: float
+    dsp: float = math.inf      # DSP48 slices: multiply lanes of 4-bit and wider layers (costs.dsp_slices)
 
     def fits(self, r: Resources) -> bool:
-        return r.lut <= self.lut and r.ff <= self.ff and r.bram36 <= self.bram36
+        return r.lut <= self.lut and r.ff <= self.ff and r.bram36 <= self.bram36 and r.dsp <= self.dsp
 
 
 #: Share of the device's LUT budget kept free for the model's error. The model is within a few
@@ -199,11 +222,11 @@ def budget_for(device: Device, max_lut: int | None = None) -> Budget:
     LUT: ``max_lut`` when given (taken as a bound on the model's estimate),
     else the device minus :data:`bnnflow.costs.PLATFORM_ALLOWANCE` less
     :data:`MODEL_MARGIN`; FF and BRAM36: the device minus the allowance (block
-    RAM counts are exact in the model).
+    RAM counts are exact in the model); DSP: the device's (the count is exact too).
     """
     a = PLATFORM_ALLOWANCE
     lut = float(max_lut) if max_lut is not None else math.floor((device.lut - a.lut) * (1 - MODEL_MARGIN))
-    return Budget(lut=lut, ff=device.ff - a.ff, bram36=device.bram36 - a.bram36)
+    return Budget(lut=lut, ff=device.ff - a.ff, bram36=device.bram36 - a.bram36, dsp=device.dsp - a.dsp)
 
 
 @dataclass
@@ -242,7 +265,8 @@ class FoldResult:
                      "layer_cycles": self.cycles,
                      "estimate": {"lut": est.lut, "ff": est.ff, "bram36": est.bram36, "dsp": est.dsp,
                                   "source": "model estimate (bnnflow.costs, yosys-measured unit costs)"},
-                     "budget": {"lut": self.budget.lut, "ff": self.budget.ff, "bram36": self.budget.bram36}},
+                     "budget": {"lut": self.budget.lut, "ff": self.budget.ff, "bram36": self.budget.bram36,
+                                "dsp": self.budget.dsp}},
         }
 
 
@@ -256,18 +280,22 @@ def _choose(cands: list[list[Candidate]], target: int, budget: Budget) -> list[C
     allowed = [[c for c in cs if c.cycles <= target] for cs in cands]
     if any(not a for a in allowed):
         return None
-    arrays = [np.array([[c.cost.lut, c.cost.bram36, c.cost.ff] for c in a]) for a in allowed]
+    arrays = [np.array([[c.cost.lut, c.cost.bram36, c.cost.ff, c.cost.dsp] for c in a]) for a in allowed]
     lut_per_bram = budget.lut / max(budget.bram36, 1e-9)
     lut_per_ff = budget.lut / max(budget.ff, 1e-9)
+    lut_per_dsp = budget.lut / max(min(budget.dsp, 1e9), 1e-9)
+    uses_dsp = any(a[:, 3].any() for a in arrays)
     best: list[Candidate] | None = None
     best_lut = math.inf
     for wb in (0.0, *np.geomspace(1e-3, 1e3, 25)):
         for wf in (0.0, 0.1, 1.0, 10.0):
-            pick = [int(np.argmin(a[:, 0] + wb * lut_per_bram * a[:, 1] + wf * lut_per_ff * a[:, 2]
-                                  + 1e-6 * np.arange(len(a)))) for a in arrays]
-            s = sum(a[i] for a, i in zip(arrays, pick))
-            if s[0] <= budget.lut and s[1] <= budget.bram36 and s[2] <= budget.ff and s[0] < best_lut:
-                best, best_lut = [al[i] for al, i in zip(allowed, pick)], s[0]
+            for wd in ((0.0, 0.1, 1.0, 10.0, 100.0) if uses_dsp else (0.0,)):
+                pick = [int(np.argmin(a[:, 0] + wb * lut_per_bram * a[:, 1] + wf * lut_per_ff * a[:, 2]
+                                      + wd * lut_per_dsp * a[:, 3] + 1e-6 * np.arange(len(a)))) for a in arrays]
+                s = sum(a[i] for a, i in zip(arrays, pick))
+                if (s[0] <= budget.lut and s[1] <= budget.bram36 and s[2] <= budget.ff and s[3] <= budget.dsp
+                        and s[0] < best_lut):
+                    best, best_lut = [al[i] for al, i in zip(allowed, pick)], s[0]
     return best
 
 
@@ -295,7 +323,8 @@ def fold(layers: Sequence[LayerKind], device: Device, clock_mhz: float, target_f
         # the shell's size follows the widest memory word, so settle it in a few rounds
         reserve = Resources()
         for _ in range(4):
-            b = Budget(budget.lut - reserve.lut, budget.ff - reserve.ff, budget.bram36 - reserve.bram36)
+            b = Budget(budget.lut - reserve.lut, budget.ff - reserve.ff, budget.bram36 - reserve.bram36,
+                       budget.dsp - reserve.dsp)
             choice = _choose(cands, target, b)
             if choice is None:
                 return None
@@ -354,7 +383,7 @@ def _cheapest_at(cands: list[list[Candidate]], target: int) -> list[Candidate]:
 def _over(need: Resources, budget: Budget) -> str:
     parts = []
     for name, have, label in (("lut", budget.lut, "LUT"), ("bram36", budget.bram36, "BRAM36"),
-                              ("ff", budget.ff, "FF")):
+                              ("ff", budget.ff, "FF"), ("dsp", budget.dsp, "DSP")):
         value = getattr(need, name)
         if value > have:
             parts.append(f"{value:,.0f} {label}, the budget is {have:,.0f}" if name != "bram36" else

@@ -7,11 +7,15 @@ stored. Every other level (torch, RTL, HLS, driver) is compared against it.
 Speed without giving up exactness: every layer's accumulator is one integer
 matrix product plus a per-neuron constant,
 
-    acc[n] = sum_i x[i] * (2 w[n][i] - 1)  +  c[n]
+    acc[n] = sum_i x[i] * v[n][i]  +  c[n]
 
-(``int_threshold``: ``c = 0``, unsigned pixels times +-1; ``xnor_*``:
+(``int_*`` layers: ``v`` the weight values, ``c = 0``, unsigned input codes
+times weights; ``xnor_*``: ``v = 2w - 1`` and
 ``popcount(XNOR(a, w)) = sum a*w + sum (1-a)(1-w) = sum a (2w - 1) + #zeros(w)``,
 so ``c[n]`` is the number of 0 weight bits in neuron ``n``'s stored, padded row).
+A threshold layer outputs ``#{t : acc >= T[n][t]}``; a score layer
+``mul*dot + add`` (``dot = 2 acc - MW`` for xnor, ``acc`` for int; no affine:
+``mul = 1, add = 0``), as docs/ARTIFACT.md defines them.
 Padded inputs are 0, so the product runs over the real ``MW`` inputs only and
 needs no padded copy; ``c`` still counts the stored padded lanes.
 numpy has no BLAS for int64, so the product runs in float32 or float64 (BLAS
@@ -24,6 +28,7 @@ layers do, in float32.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,8 +62,8 @@ def exact_limit(dtype: np.dtype) -> int:
 
 
 def product_bound(layer: art.LayerSpec) -> int:
-    """Largest ``|x . (2w - 1)|`` of one neuron: ``MW`` terms of at most ``(2^input_bits - 1) * 1``."""
-    return layer.in_features * ((1 << layer.input_bits) - 1)
+    """Largest ``|x . v|`` of one neuron: ``MW`` terms of at most ``(2^input_bits - 1) * max|v|``."""
+    return layer.product_bound(layer.in_features)
 
 
 def pair_radix(layer: art.LayerSpec) -> int:
@@ -69,10 +74,10 @@ def pair_radix(layer: art.LayerSpec) -> int:
 def layer_bound(layer: art.LayerSpec, offset: np.ndarray, thresholds: np.ndarray | None, pack: int = 1) -> int:
     """Largest integer magnitude the arithmetic of ``layer`` can meet, packing ``pack`` neurons per column.
 
-    ``pack == 1``: each partial sum of ``x . (2w - 1)`` is within
-    ``m = MW * (2^input_bits - 1)`` (:func:`product_bound`). ``pack == 2``: the
-    product runs against ``(2w_lo - 1) + R (2w_hi - 1)`` (``R`` =
-    :func:`pair_radix`), whose terms are at most ``(2^input_bits - 1)(1 + R)``,
+    ``pack == 1``: each partial sum of ``x . v`` is within
+    ``m = MW * (2^input_bits - 1) * max|v|`` (:func:`product_bound`). ``pack == 2``: the
+    product runs against ``v_lo + R v_hi`` (``R`` = :func:`pair_radix`), whose
+    terms are at most ``(2^input_bits - 1) max|v| (1 + R)``,
     so every partial sum is within ``m (1 + R)``; splitting it (``hi =
     rint(P / R)``, ``lo = P - R hi``) meets nothing larger. Thresholds are
     compared in the product's domain as ``T - c``, which must be exact too.
@@ -80,7 +85,7 @@ def layer_bound(layer: art.LayerSpec, offset: np.ndarray, thresholds: np.ndarray
     m = product_bound(layer)
     bound = m if pack == 1 else m * (1 + pair_radix(layer))
     if thresholds is not None and thresholds.size:
-        shifted = thresholds - offset
+        shifted = thresholds - offset[:, None]
         bound = max(bound, int(shifted.max()), -int(shifted.min()))   # no np.abs: it wraps at -2^63
     return bound
 
@@ -109,7 +114,7 @@ class GoldenTrace:
     """Per-layer integer values for a batch: accumulators (pre-threshold) and outputs."""
 
     accumulators: list[np.ndarray]  # (N, MH) int64 per layer: signed sum / popcount
-    outputs: list[np.ndarray]       # (N, MH) per layer: 0/1 bits, or signed scores for the last
+    outputs: list[np.ndarray]       # (N, MH) per layer: threshold counts (0/1 bits for N = 1), or scores
 
     @property
     def scores(self) -> np.ndarray:
@@ -121,15 +126,30 @@ class _LayerPlan:
     """What one layer's exact product needs, prepared once."""
 
     layer: art.LayerSpec
-    bits: np.ndarray             # (MH, MW_pad) uint8 weight bits as stored, padding included
+    codes: np.ndarray            # (MH, MW_pad) uint8 weight codes as stored, padding included
     dtype: np.dtype              # arithmetic of the product (float32, float64 or int64)
     pack: int                    # neurons per product column: 1, or 2 (neuron j + R * neuron j + ceil(MH/2))
     radix: int                   # R of a paired layer (pair_radix), 0 otherwise
     bound: int                   # layer_bound(): every value the arithmetic meets is within +-bound
     weights_t: np.ndarray        # (MW, ceil(MH/pack)) in dtype, C-contiguous: x @ weights_t is a plain GEMM
     offset: np.ndarray           # (MH,) int64 c: 0, or the count of 0 weight bits over the padded row
-    thresholds: np.ndarray | None        # (MH,) int64 as stored
-    thresholds_product: np.ndarray | None  # (MH,) T - c in dtype: acc >= T  <=>  product >= T - c
+    thresholds: np.ndarray | None        # (MH, N) int64 as stored
+    thresholds_product: np.ndarray | None  # (MH, N) T - c in dtype: acc >= T  <=>  product >= T - c
+    affine: np.ndarray | None    # (MH, 2) int64 (mul, add) of a score layer
+
+    def values(self) -> np.ndarray:
+        """(MH, MW_pad) int64 per-lane multipliers v: ``acc = x . v + c``."""
+        layer = self.layer
+        if layer.mac == "xnor":
+            return self.codes.astype(np.int64) * 2 - 1
+        return art.weight_values(self.codes, layer.weight_bits, layer.weight_encoding)
+
+    def score(self, acc: np.ndarray) -> np.ndarray:
+        """Scores from int64 accumulators: dot (2 acc - MW or acc), then mul*dot + add under an affine."""
+        dot = 2 * acc - self.layer.in_features if self.layer.mac == "xnor" else acc
+        if self.affine is None:
+            return dot
+        return self.affine[:, 0] * dot + self.affine[:, 1]
 
     def split(self, product: np.ndarray) -> list[tuple[slice, np.ndarray]]:
         """(neuron columns, their exact products x . (2w - 1)) from a GEMM result (reused in place)."""
@@ -149,29 +169,29 @@ class GoldenModel:
         self.artifact = artifact
         self._plans: list[_LayerPlan] = []
         for i, layer in enumerate(artifact.layers):
-            # (MH, MW_pad) bits with the stored padding, neuron/synapse order
-            bits = packing.unfold_weight_bits(artifact.weight_lanes(i), layer.in_features_padded)
+            # (MH, MW_pad) codes with the stored padding, neuron/synapse order
+            codes = packing.unfold_weight_bits(artifact.weight_lanes(i), layer.in_features_padded)
             t = artifact.thresholds(i)
             t = None if t is None else t.astype(np.int64)
-            if layer.kind == art.INT_THRESHOLD:
-                offset = np.zeros(layer.out_features, dtype=np.int64)
+            if layer.mac == "xnor":
+                offset = (codes == 0).sum(axis=1, dtype=np.int64)
             else:
-                offset = (bits == 0).sum(axis=1, dtype=np.int64)
+                offset = np.zeros(layer.out_features, dtype=np.int64)
             dtype, pack = choose_arithmetic(layer, offset, t)
             bound = layer_bound(layer, offset, t, pack)
             assert bound <= exact_limit(dtype), \
                 f"layer {i}: bound {bound} exceeds the exact range {exact_limit(dtype)} of {dtype}"
-            pm1 = (bits[:, :layer.in_features].astype(np.int8) * 2 - 1).astype(dtype)
+            plan = _LayerPlan(layer, codes, dtype, pack, 0, bound, np.empty(0), offset, t,
+                              None if t is None else (t - offset[:, None]).astype(dtype), artifact.affine(i))
+            v = plan.values()[:, :layer.in_features].astype(dtype)   # padded inputs are 0: real lanes only
             radix = 0
             if pack == 2:
                 radix = pair_radix(layer)
                 half = -(-layer.out_features // 2)
                 high = np.zeros((half, layer.in_features), dtype=dtype)
-                high[:layer.out_features - half] = pm1[half:]      # odd MH: the last column's high half is 0
-                pm1 = pm1[:half] + radix * high
-            self._plans.append(_LayerPlan(
-                layer, bits, dtype, pack, radix, bound, np.ascontiguousarray(pm1.T), offset, t,
-                None if t is None else (t - offset).astype(dtype)))
+                high[:layer.out_features - half] = v[half:]      # odd MH: the last column's high half is 0
+                v = v[:half] + radix * high
+            self._plans.append(dataclasses.replace(plan, radix=radix, weights_t=np.ascontiguousarray(v.T)))
 
     @property
     def layer_dtypes(self) -> list[np.dtype]:
@@ -217,7 +237,7 @@ class GoldenModel:
             rows = slice(start, start + BLOCK_ROWS)
             x = x_all[rows].astype(plans[0].dtype)          # values < 2^8: exact in every dtype
             for k, p in enumerate(plans):
-                last, score = k == len(plans) - 1, p.layer.kind == art.XNOR_SCORE   # the loader keeps score last
+                last, score = k == len(plans) - 1, p.layer.is_score   # the loader keeps score last
                 out_all = outs[k] if keep_trace else (scores if last else None)
                 acc = np.empty((x.shape[0], width[k]), dtype=np.int64) if score or keep_trace else None
                 x_next = None if last else np.empty((x.shape[0], width[k]), dtype=plans[k + 1].dtype)
@@ -225,17 +245,22 @@ class GoldenModel:
                     if acc is not None:
                         acc[:, cols] = product                  # exact integers, so the cast is exact
                     if not score:
-                        bits = product >= p.thresholds_product[cols]   # == (acc >= T): both sides exact
+                        tp = p.thresholds_product[cols]
+                        count = product >= tp[:, 0]             # == (acc >= T): both sides exact
+                        if tp.shape[1] > 1:
+                            count = count.astype(np.int64)
+                            for t in range(1, tp.shape[1]):
+                                count += product >= tp[:, t]
                         if x_next is not None:
-                            x_next[:, cols] = bits              # next layer's 0/1 inputs
+                            x_next[:, cols] = count             # next layer's input codes
                         if out_all is not None:
-                            out_all[rows, cols] = bits
+                            out_all[rows, cols] = count
                 if acc is not None:
                     acc += p.offset
                     if keep_trace:
                         accs[k][rows] = acc
                     if score:
-                        out_all[rows] = 2 * acc - p.layer.in_features
+                        out_all[rows] = p.score(acc)
                 x = x_next
         if not keep_trace:
             return GoldenTrace([], [scores])
@@ -262,18 +287,19 @@ class GoldenModel:
         x = self.check_images(images)
         accs, outs = [], []
         for p in self._plans:
-            layer, w, t = p.layer, p.bits.astype(np.int64), p.thresholds
+            layer, t = p.layer, p.thresholds
             padded = np.zeros((x.shape[0], layer.in_features_padded), dtype=np.int64)
             padded[:, :layer.in_features] = x
-            if layer.kind == art.INT_THRESHOLD:
-                acc = padded @ (2 * w - 1).T              # unsigned pixels times +-1
+            if layer.mac == "int":
+                acc = padded @ p.values().T               # unsigned codes times weight values
             else:
                 # popcount of XNOR = matches of ones + matches of zeros
+                w = p.codes.astype(np.int64)
                 acc = padded @ w.T + (1 - padded) @ (1 - w).T
             accs.append(acc)
-            if layer.kind == art.XNOR_SCORE:
-                x = 2 * acc - layer.in_features
+            if layer.is_score:
+                x = p.score(acc)
             else:
-                x = (acc >= t[None, :]).astype(np.int64)
+                x = (acc[:, :, None] >= t[None, :, :]).sum(axis=2, dtype=np.int64)
             outs.append(x)
         return GoldenTrace(accs, outs)

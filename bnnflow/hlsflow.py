@@ -39,7 +39,9 @@ from .writer import read_vectors
 #: The engine sources (hls/ at the repository root, next to this package).
 HLS_SOURCES = ("bnn_axis.hpp", "bnn_load.hpp", "bnn_mvtu.hpp", "bnn_streams.hpp", "bnn_top.hpp", "bnn_top.cpp",
                "bnn_tb.cpp")
-CXX_FLAGS = ("-std=c++14", "-O1", "-w")
+#: BNNFLOW_LAYER_TAPS: the C simulation records every layer's output words (hls/bnn_streams.hpp), so a test
+#: sees an error a later threshold layer would hide; synthesis and the Vitis flows never define it.
+CXX_FLAGS = ("-std=c++14", "-O1", "-w", "-DBNNFLOW_LAYER_TAPS")
 #: Where ``python -m bnnflow.hlsflow`` puts the testbench files of an export (relative to it).
 TB_DIR = "hls/tb"
 #: The testbench files of an export: input beats, golden output beats, parameter stream.
@@ -107,6 +109,7 @@ class CsimResult:
 
     scores: np.ndarray            # (N, C) int64 scores computed by bnnflow_top
     golden: np.ndarray            # (N, C) int64 golden scores it was compared with
+    layer_outputs: list[np.ndarray]  # per layer, (N, MH) int64 outputs the layer wrote (the C simulation's taps)
     mismatches: int               # differing scores; when all agree but the testbench failed, its error
                                   # count (TLAST, TKEEP/padding, status/signature checks), at least 1
     returncode: int               # the testbench's exit status (0: all matched)
@@ -198,13 +201,14 @@ def _readback_source(artifact: art.Artifact) -> str:
 #define BNNFLOW_DATA_ONLY  // the memories only, no engine instantiations
 #include "bnnflow_params.h"
 
-// Word [p][d], lane j at bit j % 8 of byte j / 8: the layout of Lk_weights.bin (docs/ARTIFACT.md).
-template <int SIMD, unsigned PE, unsigned DEPTH>
-void dump(std::FILE *f, const ap_uint<SIMD> (&weights)[PE][DEPTH]) {{
+// Word [p][d] of W = SIMD*W_BITS bits, word bit b at bit b % 8 of byte b / 8: the layout of Lk_weights.bin
+// (docs/ARTIFACT.md).
+template <int W, unsigned PE, unsigned DEPTH>
+void dump(std::FILE *f, const ap_uint<W> (&weights)[PE][DEPTH]) {{
   for (unsigned p = 0; p < PE; p++)
     for (unsigned d = 0; d < DEPTH; d++)
-      for (int lo = 0; lo < SIMD; lo += 8) {{
-        const int hi = lo + 7 < SIMD ? lo + 7 : SIMD - 1;
+      for (int lo = 0; lo < W; lo += 8) {{
+        const int hi = lo + 7 < W ? lo + 7 : W - 1;
         std::fputc(int(weights[p][d](hi, lo).to_uint()), f);
       }}
 }}
@@ -220,7 +224,7 @@ int main(int argc, char **argv) {{
 
 
 def read_back_weights(artifact: art.Artifact, build_dir: Path | None = None) -> list[np.ndarray]:
-    """The weight memories the compiled header actually holds, per layer, as (PE, NF*SF, ceil(SIMD/8)) bytes.
+    """The weight memories the compiled header holds, per layer, as (PE, NF*SF, ceil(SIMD*weight_bits/8)) bytes.
 
     Compiles a small program against the artifact's ``bnnflow_params.h`` that
     writes each ``Lk_weights`` array byte by byte, so the result shows what
@@ -238,7 +242,7 @@ def read_back_weights(artifact: art.Artifact, build_dir: Path | None = None) -> 
         raw = np.fromfile(out, dtype=np.uint8)
     layers, offset = [], 0
     for layer in artifact.layers:
-        shape = (layer.pe, layer.weight_depth, -(-layer.simd // 8))
+        shape = (layer.pe, layer.weight_depth, -(-layer.weight_word_bits // 8))
         size = int(np.prod(shape))
         layers.append(raw[offset:offset + size].reshape(shape))
         offset += size
@@ -306,6 +310,7 @@ class TbResult:
     """Outcome of one testbench process (any number of load and infer runs)."""
 
     scores: list[np.ndarray]      # per Infer step, (N, C) int64 scores read back from the output beats
+    layer_outputs: list[list[np.ndarray]]  # per Infer step, per layer, (N, MH) int64 outputs the layer wrote
     errors: dict[str, int]        # mismatches, tlast_errors, format_errors, check_errors of the summary line
     returncode: int               # 0: everything matched, 1: a mismatch or failed check, 2: unusable files
     output: str                   # compiler output (when it compiled) and testbench output
@@ -331,6 +336,10 @@ def check_same_hardware(artifact: art.Artifact, params: art.Artifact) -> None:
 def run_testbench(artifact: art.Artifact, steps: list[Step], build_dir: Path | None = None,
                   timeout: float = 600.0) -> TbResult:
     """Compile (cached) ``artifact``'s testbench and run ``steps`` in order on one instance.
+
+    Returns the scores of every ``Infer`` step and, from the C simulation's
+    layer taps, every layer's outputs (compare them with
+    ``GoldenModel(...).trace(images).outputs``).
 
     Every ``Load`` must carry an artifact of the build's hardware signature
     (ValueError otherwise, before anything is compiled). Raises
@@ -365,14 +374,34 @@ def run_testbench(artifact: art.Artifact, steps: list[Step], build_dir: Path | N
                 outputs.append((paths[2], step.images.shape[0]))
         proc = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=timeout)
         output = log + proc.stdout + proc.stderr
-        scores = []
+        scores, layer_outputs = [], []
         for path, n in outputs:
             if not path.is_file():
                 raise HlsToolError(f"C-simulation wrote no scores (exit {proc.returncode}):\n{output}")
             scores.append(scores_from_beats(artifact, np.fromfile(path, dtype=np.uint8), n))
+            layer_outputs.append(_layer_outputs(artifact, path, n, output))
     t2 = time.perf_counter()
-    return TbResult(scores=scores, errors=_reported_errors(proc.stdout), returncode=proc.returncode, output=output,
-                    binary=binary, compiled=compiled, timings={"compile_s": t1 - t0, "run_s": t2 - t1})
+    return TbResult(scores=scores, layer_outputs=layer_outputs, errors=_reported_errors(proc.stdout),
+                    returncode=proc.returncode, output=output, binary=binary, compiled=compiled,
+                    timings={"compile_s": t1 - t0, "run_s": t2 - t1})
+
+
+def _layer_outputs(artifact: art.Artifact, out_path: Path, n: int, output: str) -> list[np.ndarray]:
+    """Every layer's (n, MH) outputs of one infer step, from the words the testbench's taps wrote.
+
+    Layer k's words are ``OUT.layer<k>``: NF words per image of PE fields of
+    ``output_bits`` (the layer's output stream), ceil(PE*output_bits/8)
+    little-endian bytes each -- unpacked by :func:`bnnflow.packing.unpack_vectors`.
+    """
+    outs = []
+    for layer in artifact.layers:
+        path = Path(f"{out_path}.layer{layer.index}")
+        if not path.is_file():
+            raise HlsToolError(f"C-simulation wrote no output words of layer {layer.index} ({path}):\n{output}")
+        outs.append(packing.unpack_vectors(np.fromfile(path, dtype=np.uint8), n, layer.out_features, layer.pe,
+                                           layer.output_bits, -(-layer.out_stream_bits // 8),
+                                           signed=layer.output_signed))
+    return outs
 
 
 def run_csim(artifact: art.Artifact, build_dir: Path | None = None, golden_scores: Path | None = None,
@@ -402,7 +431,8 @@ def run_csim(artifact: art.Artifact, build_dir: Path | None = None, golden_score
     mismatches = int(np.count_nonzero(scores != golden))
     if result.returncode != 0 and mismatches == 0:
         mismatches = max(1, sum(result.errors.values()))  # stream, TLAST or interface errors the testbench found
-    return CsimResult(scores=scores, golden=golden, mismatches=mismatches, returncode=result.returncode,
+    return CsimResult(scores=scores, golden=golden, layer_outputs=result.layer_outputs[0], mismatches=mismatches,
+                      returncode=result.returncode,
                       output=result.output, binary=result.binary, compiled=result.compiled, timings=result.timings)
 
 

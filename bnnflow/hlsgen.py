@@ -3,17 +3,19 @@
 The header holds everything network-specific -- typed ``constexpr`` layer
 configuration, the accelerator interface's numbers (beat widths, signature,
 modes, status bits, from :mod:`bnnflow.accel`), the writable weight and
-threshold memories, ``bnnflow::infer()`` (the DATAFLOW chain of the engine
-templates of ``hls/``) and ``bnnflow::load_parameters()`` (the parameter
-stream, segment by segment) -- so ``hls/bnn_top.cpp`` is the same for every
-network. All data comes from the artifact's decoded views
-(:meth:`Artifact.weight_lanes`, :meth:`Artifact.folded_thresholds`),
-:func:`bnnflow.packing.words_to_int` and :mod:`bnnflow.accel`; the bit layout
-is not restated here.
+neuron-parameter memories, ``bnnflow::infer()`` (the DATAFLOW chain: one
+instance of the generic ``bnn::mvtu`` template per layer, its arithmetic
+chosen by the layer's parameters) and ``bnnflow::load_parameters()`` (the
+parameter stream, segment by segment) -- so ``hls/bnn_top.cpp`` is the same
+for every network. All data comes from the artifact's decoded views
+(:meth:`Artifact.weight_lanes`, :meth:`Artifact.folded_thresholds`,
+:meth:`Artifact.folded_affine`), :func:`bnnflow.packing.words_to_int` and
+:mod:`bnnflow.accel`; the bit layout is not restated here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +42,16 @@ class HlsWidthError(FoldingError):
 
 
 def word_widths(layer: art.LayerSpec) -> list[tuple[str, str, int]]:
-    """(description, folding knob that sets it, bits) of each stream word the HLS engine instantiates.
+    """(description, folding knob that sets it, bits) of each word the HLS engine instantiates.
 
-    Weight words are SIMD bits, never wider than the input word.
+    The stream words, and one PE's weight word (SIMD codes of ``weight_bits``,
+    an ``ap_uint`` of the weight memory): with wide weights and narrow inputs
+    it is the widest of the three.
     """
     return [
         (f"SIMD={layer.simd} x {layer.input_bits} input bit(s) = input word", "SIMD", layer.in_stream_bits),
         (f"PE={layer.pe} x {layer.output_bits} output bit(s) = output word", "PE", layer.out_stream_bits),
+        (f"SIMD={layer.simd} x {layer.weight_bits} weight bit(s) = weight word", "SIMD", layer.weight_word_bits),
     ]
 
 
@@ -76,17 +81,18 @@ def check_widths(layers: list[art.LayerSpec]) -> None:
                     "(`bnnflow export --generate rtl`): the Verilog engine has no such limit")
 
 
-def _weight_literal(word: int, simd: int) -> str:
-    digits = max(1, -(-simd // 4))
-    if simd <= 32:
+def _weight_literal(word: int, bits: int) -> str:
+    """A ``bits``-wide unsigned C++ literal of ``word``."""
+    digits = max(1, -(-bits // 4))
+    if bits <= 32:
         return f"0x{word:0{digits}x}u"
-    if simd <= 64:
+    if bits <= 64:
         return f"0x{word:0{digits}x}ull"
     # Wider than any C++ integer literal: ap_uint's string constructor. The
     # "0x" prefix is required, not decoration: without it ap_int reads a
     # leading "0b" (or "0d") of the hex digits as a base prefix and drops it,
     # whatever radix is passed ("0b12" becomes 0x12).
-    return f'ap_uint<{simd}>("0x{word:0{digits}x}", 16)'
+    return f'ap_uint<{bits}>("0x{word:0{digits}x}", 16)'
 
 
 def _rows(literals: list[str], indent: str) -> str:
@@ -103,8 +109,43 @@ def _array_2d(values: list[str], rows: int, cols: int, indent: str = "    ") -> 
     return "{\n" + indent + (",\n" + indent).join(body) + "\n" + indent[:-2] + "}"
 
 
+def _array_3d(values: list[str], rows: int, cols: int, inner: int, indent: str = "    ") -> str:
+    """Braced initializer of a [rows][cols][inner] array from row-major literals."""
+    groups = ["{" + ", ".join(values[g * inner:(g + 1) * inner]) + "}" for g in range(rows * cols)]
+    return _array_2d(groups, rows, cols, indent)
+
+
+#: The C++ enumerators of the layer parameters (bnn_mvtu.hpp), keyed by the LayerSpec's values.
+_MAC = {"xnor": "bnn::MAC_XNOR", "int": "bnn::MAC_INT"}
+_ENCODING = {art.SYM: "bnn::ENC_SYM", art.INT: "bnn::ENC_INT"}
+
+
+def _activation(layer: art.LayerSpec) -> tuple[str, str, str | None]:
+    """(C++ type, object name, memory member or None) of the layer's activation.
+
+    Chosen from the layer's parameters: thresholds -> ``bnn::MultiThreshold``
+    (N per neuron), a score with ``affine_bits`` -> ``bnn::AffineScore``, a
+    plain score -> ``bnn::Score`` (no memory).
+    """
+    name = f"L{layer.index}"
+    if layer.has_thresholds:
+        return (f"bnn::MultiThreshold<{name}::PE, {name}::NF, {name}::N_THRESHOLDS, {name}::T_BITS>",
+                f"{name}_thresholds", "m_thresholds")
+    if layer.affine_bits:
+        return (f"bnn::AffineScore<{name}::PE, {name}::NF, {name}::A_BITS, {name}::OUT_BITS>", f"{name}_affine",
+                "m_affine")
+    return f"bnn::Score<{name}::OUT_BITS>", f"{name}_score", None
+
+
+def _arithmetic(layer: art.LayerSpec) -> str:
+    """The ``bnn::Arithmetic`` instance ``bnn::mvtu`` uses for the layer."""
+    name = f"L{layer.index}"
+    return (f"bnn::Arithmetic<{name}::MAC, {name}::MW_PAD, {name}::MW, {name}::SIMD, {name}::IN_BITS, "
+            f"{name}::W_BITS, {name}::W_ENC>")
+
+
 def _layer_config(layer: art.LayerSpec) -> str:
-    """The ``Lk`` struct of ``static constexpr`` values of one layer."""
+    """The ``Lk`` struct of ``static constexpr`` values of one layer, and the checks of the engine's derivations."""
     name = f"L{layer.index}"
     cfg = [
         ("MW", layer.in_features, "real inputs"),
@@ -116,64 +157,80 @@ def _layer_config(layer: art.LayerSpec) -> str:
         ("SF", layer.sf, "synapse folds, MW_PAD / SIMD"),
         ("CYCLES", layer.cycles_per_vector, "cycles per vector, NF * SF"),
         ("IN_BITS", layer.input_bits, "bits per input element"),
+        ("W_BITS", layer.weight_bits, f"bits per weight code ({layer.weight_encoding})"),
         ("ACC_BITS", layer.acc_bits,
-         "signed accumulator width" if layer.kind == art.INT_THRESHOLD else "popcount width"),
+         "popcount width" if layer.mac == "xnor" else "signed accumulator width"),
+        ("N_THRESHOLDS", layer.n_thresholds, "thresholds per neuron (0: a score layer)"),
         ("T_BITS", layer.threshold_bits, "threshold width (0: no thresholds)"),
+        ("A_BITS", layer.affine_bits, "width of a score's mul and add (0: no affine)"),
         ("OUT_BITS", layer.output_bits, "bits per output element"),
     ]
     width = max(len(n) for n, _, _ in cfg)
     lines = [f"/// Layer {layer.index}: {layer.kind}, {layer.in_features} -> {layer.out_features} "
              f"(PE={layer.pe}, SIMD={layer.simd}, {layer.cycles_per_vector} cycles per vector)",
              f"struct {name} {{"]
+    lines.append(f"  static constexpr bnn::Mac {'MAC'.ljust(width - 4)} = {_MAC[layer.mac]};  // multiply-accumulate")
+    lines.append(f"  static constexpr bnn::WeightEncoding {'W_ENC'.ljust(width - 15)} = "
+                 f"{_ENCODING[layer.weight_encoding]};  // weight code -> value")
     for key, value, doc in cfg:
         lines.append(f"  static constexpr unsigned {key.ljust(width)} = {value};  // {doc}")
     lines.append(f"  static constexpr bool {'OUT_SIGNED'.ljust(width - 2)} = {'true' if layer.output_signed else 'false'};"
-                 "  // scores are two's complement")
+                 "  // true: two's-complement scores; false: unsigned threshold codes")
     lines.append("};")
+    act_type, _, _ = _activation(layer)
+    lines.append(f"static_assert({_arithmetic(layer)}::ACC_BITS == {name}::ACC_BITS,")
+    lines.append(f"              \"layer {layer.index}: the engine's accumulator bound must give the manifest's acc_bits\");")
+    lines.append(f"static_assert({act_type}::OUT_BITS == {name}::OUT_BITS,")
+    lines.append(f"              \"layer {layer.index}: the activation's output field must be the manifest's output_bits\");")
     return "\n".join(lines)
 
 
 def _layer_memories(artifact: art.Artifact, k: int) -> str:
-    """Layer ``k``'s weight and threshold memories: writable arrays whose initializers are the exported values."""
+    """Layer ``k``'s weight and neuron-parameter memories: writable arrays initialised with the exported values."""
     layer = artifact.layers[k]
     name = f"L{k}"
-    lanes = artifact.weight_lanes(k)                      # (PE, NF*SF, SIMD) bits
-    words = packing.words_to_int(lanes, 1)                # PE * depth ints, row-major
-    literals = [_weight_literal(w, layer.simd) for w in words]
-    lines = [f"/// Layer {k} weights[p][nf*SF + sf]: neuron nf*PE + p, synapses sf*SIMD + j in bit j.",
-             f"ap_uint<{name}::SIMD> {name}_weights[{name}::PE][{name}::NF * {name}::SF] = "
+    lanes = artifact.weight_lanes(k)                      # (PE, NF*SF, SIMD) codes
+    words = packing.words_to_int(lanes, layer.weight_bits)  # PE * depth ints, row-major, lane j at bits j*K
+    literals = [_weight_literal(w, layer.weight_word_bits) for w in words]
+    lines = [f"/// Layer {k} weights[p][nf*SF + sf]: neuron nf*PE + p; synapse sf*SIMD + j's "
+             f"{layer.weight_bits}-bit code at bits [j*W_BITS, (j+1)*W_BITS).",
+             f"ap_uint<{name}::SIMD * {name}::W_BITS> {name}_weights[{name}::PE][{name}::NF * {name}::SF] = "
              + _array_2d(literals, layer.pe, layer.weight_depth) + ";"]
-    folded = artifact.folded_thresholds(k)                # (PE, NF) or None
-    if folded is not None:
-        values = [str(int(v)) for v in folded.reshape(-1).tolist()]
-        lines.append(f"/// Layer {k} m_thresholds[p][nf]: neuron nf*PE + p; output bit = acc >= threshold.")
-        lines.append(f"bnn::ThresholdActivation<{name}::PE, {name}::NF, {name}::T_BITS> "
-                     f"{name}_thresholds = {{" + _array_2d(values, layer.pe, layer.nf, "      ") + "};")
+    act_type, act_name, member = _activation(layer)
+    if member is None:
+        lines.append(f"/// Layer {k}: the score itself (no neuron parameters).")
+        lines.append(f"const {act_type} {act_name} = {{}};")
+        return "\n".join(lines)
+    if member == "m_thresholds":
+        folded = artifact.folded_thresholds(k)            # (PE, NF, N)
+        doc = "m_thresholds[p][nf][t]: threshold t of neuron nf*PE + p; output = #{t : acc >= threshold t}."
+    else:
+        folded = artifact.folded_affine(k)                # (PE, NF, 2)
+        doc = "m_affine[p][nf]: {mul, add} of neuron nf*PE + p; score = mul * dot + add."
+    pe, nf, n = folded.shape
+    values = [str(int(v)) for v in folded.reshape(-1).tolist()]
+    lines.append(f"/// Layer {k} {doc}")
+    lines.append(f"{act_type} {act_name} = {{" + _array_3d(values, pe, nf, n, "      ") + "};")
     return "\n".join(lines)
 
 
 def _partition_pragmas(layers: list[art.LayerSpec]) -> list[str]:
-    """One memory per PE: the weight and threshold arrays split along their first dimension."""
+    """One memory per PE (first dimension); a neuron's thresholds or (mul, add) side by side (third)."""
     pragmas = []
     for layer in layers:
         pragmas.append(f"#pragma HLS ARRAY_PARTITION variable=L{layer.index}_weights complete dim=1")
-        if layer.thresholds is not None:
-            pragmas.append(f"#pragma HLS ARRAY_PARTITION variable=L{layer.index}_thresholds.m_thresholds "
-                           "complete dim=1")
+        _, act_name, member = _activation(layer)
+        if member is not None:
+            pragmas.append(f"#pragma HLS ARRAY_PARTITION variable={act_name}.{member} complete dim=1")
+            pragmas.append(f"#pragma HLS ARRAY_PARTITION variable={act_name}.{member} complete dim=3")
     return pragmas
 
 
 def _engine_call(layer: art.LayerSpec, name: str, src: str, dst: str) -> str:
-    if layer.kind == art.INT_THRESHOLD:
-        return (f"  bnn::mvtu_int_threshold<{name}::MW_PAD, {name}::MH, {name}::PE, {name}::SIMD, {name}::IN_BITS, "
-                f"{name}::ACC_BITS, {name}::T_BITS>(\n      {src}, {dst}, {name}_weights, {name}_thresholds, reps);")
-    if layer.kind == art.XNOR_THRESHOLD:
-        return (f"  bnn::mvtu_xnor_threshold<{name}::MW_PAD, {name}::MH, {name}::PE, {name}::SIMD, "
-                f"{name}::ACC_BITS, {name}::T_BITS>(\n      {src}, {dst}, {name}_weights, {name}_thresholds, reps);")
-    if layer.kind == art.XNOR_SCORE:
-        return (f"  bnn::mvtu_xnor_score<{name}::MW_PAD, {name}::MH, {name}::PE, {name}::SIMD, {name}::MW, "
-                f"{name}::ACC_BITS, {name}::OUT_BITS>(\n      {src}, {dst}, {name}_weights, reps);")
-    raise art.ArtifactError(f"layer {layer.index}: no HLS engine for kind {layer.kind!r}")
+    """The layer's ``bnn::mvtu`` instance: every template argument from the ``Lk`` struct."""
+    _, act_name, _ = _activation(layer)
+    return (f"  bnn::mvtu<{name}::MW_PAD, {name}::MW, {name}::MH, {name}::PE, {name}::SIMD, {name}::IN_BITS, "
+            f"{name}::W_BITS, {name}::W_ENC, {name}::MAC>(\n      {src}, {dst}, {name}_weights, {act_name}, reps);")
 
 
 def _infer_function(artifact: art.Artifact) -> str:
@@ -199,6 +256,9 @@ def _infer_function(artifact: art.Artifact) -> str:
         dst = f"s_l{k}"
         stream(dst, layer.out_stream_bits)
         calls.append(_engine_call(layer, name, src, dst))
+        calls += ["#ifdef BNNFLOW_LAYER_TAPS  // C simulation only: the testbench compares every layer's words",
+                  f"  bnn::tap<{layer.out_stream_bits}, {k}>({dst}, reps * {name}::NF);",
+                  "#endif"]
         src = dst
         if k + 1 < len(layers):
             nxt = layers[k + 1]
@@ -231,29 +291,66 @@ def _infer_function(artifact: art.Artifact) -> str:
     ])
 
 
-def _segment_memory(segment: accel.ParamSegment) -> tuple[str, str, str]:
-    """(C++ array, field bits, depth) of one parameter-stream segment (accel.param_segments)."""
+@dataclass(frozen=True)
+class _Load:
+    """One parameter-stream segment as the generated load path reads it."""
+
+    segment: accel.ParamSegment
+    call: str          # the load function with its template arguments
+    array: str         # the C++ memory it writes
+    depth: str         # C++ expression of the memory's depth
+    word_bits: str     # C++ expression of the memory word's width (PE x group x field)
+
+
+def _segment_load(artifact: art.Artifact, segment: accel.ParamSegment) -> tuple[_Load, int]:
+    """The load of one segment, and its word width in bits as this header's memory has it."""
+    layer = artifact.layers[segment.layer]
     name = f"L{segment.layer}"
     if segment.memory == "weights":
-        return f"{name}_weights", f"{name}::SIMD", f"{name}::NF * {name}::SF"
-    if segment.memory == "thresholds":
-        return f"{name}_thresholds.m_thresholds", f"{name}::T_BITS", f"{name}::NF"
-    raise art.ArtifactError(f"layer {segment.layer}: no HLS memory for parameter segment {segment.memory!r}")
+        field, depth = f"{name}::SIMD * {name}::W_BITS", f"{name}::NF * {name}::SF"
+        return (_Load(segment, f"bnn::load_memory<kInBeatBits, {name}::PE, {field}, {depth}>", f"{name}_weights",
+                      depth, f"{name}::PE * {field}"), layer.pe * layer.weight_word_bits)
+    _, act_name, member = _activation(layer)
+    if segment.memory == "thresholds" and member == "m_thresholds":
+        group, field, bits = f"{name}::N_THRESHOLDS", f"{name}::T_BITS", layer.n_thresholds * layer.threshold_bits
+    elif segment.memory == "affine" and member == "m_affine":
+        group, field, bits = "2", f"{name}::A_BITS", 2 * layer.affine_bits
+    else:
+        raise art.ArtifactError(f"layer {segment.layer} ({layer.kind}): no HLS memory for parameter segment "
+                                f"{segment.memory!r}")
+    return (_Load(segment, f"bnn::load_grouped_memory<kInBeatBits, {name}::PE, {group}, {field}, {name}::NF>",
+                  f"{act_name}.{member}", f"{name}::NF", f"{name}::PE * {group} * {field}"), layer.pe * bits)
+
+
+def _loads(artifact: art.Artifact) -> list[_Load]:
+    """The loads of every parameter-stream segment, in stream order (``accel.param_segments``).
+
+    Raises ArtifactError when a segment's word is not the memory word the
+    engine holds (the stream layout and the memories would disagree).
+    """
+    loads = []
+    for segment in accel.param_segments(artifact):
+        load, word_bits = _segment_load(artifact, segment)
+        if word_bits != segment.word_bits:
+            raise art.ArtifactError(f"layer {segment.layer}: the {segment.memory} segment of the parameter stream "
+                                    f"has {segment.word_bits}-bit words, the HLS memory {word_bits}-bit ones")
+        loads.append(load)
+    return loads
 
 
 def _load_function(artifact: art.Artifact) -> str:
     """``load_parameters()``: the parameter stream's segments, in bnnflow.accel's order, into the memories."""
-    segments = accel.param_segments(artifact)
+    loads = _loads(artifact)
     calls = []
-    for i, segment in enumerate(segments):
-        array, field_bits, depth = _segment_memory(segment)
-        last = "true" if i + 1 == len(segments) else "false"
-        calls.append(f"  bnn::load_memory<kInBeatBits, L{segment.layer}::PE, {field_bits}, {depth}>"
-                     f"(in, {array}, {last}, fe, le);  // {segment.words} x {segment.beats_per_word} beat(s)")
+    for i, load in enumerate(loads):
+        last = "true" if i + 1 == len(loads) else "false"
+        calls.append(f"  {load.call}(in, {load.array}, {last}, fe, le);  "
+                     f"// {load.segment.words} x {load.segment.beats_per_word} beat(s)")
     return "\n".join([
         "/**",
         " * \\brief Load mode: read the parameter stream (kParamBeats beats, docs/ACCEL.md) into the",
-        " *        weight and threshold memories, memory after memory in bnnflow.accel.param_segments order.",
+        " *        weight and neuron-parameter memories, memory after memory in bnnflow.accel.param_segments",
+        " *        order.",
         " * \\param in           the parameter stream",
         " * \\param format_error 1 when a beat had a TKEEP bit clear or a padding bit set",
         " * \\param length_error 1 when TLAST was not exactly on the last of the kParamBeats beats",
@@ -270,10 +367,7 @@ def _load_function(artifact: art.Artifact) -> str:
 
 def _param_beats_check(artifact: art.Artifact) -> list[str]:
     """A static_assert that the generated load path consumes exactly accel.param_beats beats."""
-    terms = []
-    for segment in accel.param_segments(artifact):
-        _array, field_bits, depth = _segment_memory(segment)
-        terms.append(f"bnn::beats_for(L{segment.layer}::PE * {field_bits}, kInBeatBits) * {depth}")
+    terms = [f"bnn::beats_for({load.word_bits}, kInBeatBits) * {load.depth}" for load in _loads(artifact)]
     return ["static_assert(" + " +\n                  ".join(terms) + " == kParamBeats,",
             "              \"the load path's segments must add up to the parameter stream of bnnflow.accel\");"]
 

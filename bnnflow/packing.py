@@ -44,27 +44,33 @@ def pm1_to_bits(values: np.ndarray) -> np.ndarray:
     return (np.asarray(values) >= 0).astype(np.uint8)
 
 
-def fold_weight_bits(weight_bits: np.ndarray, pe: int, simd: int) -> np.ndarray:
-    """Arrange a (MH, MW) 0/1 matrix as (PE, NF*SF, SIMD) lanes, padding MW.
+def fold_weight_codes(codes: np.ndarray, pe: int, simd: int, pad: int) -> np.ndarray:
+    """Arrange a (MH, MW) matrix of weight codes as (PE, NF*SF, SIMD) lanes, padding MW with ``pad``.
 
-    Returns uint8 bits where ``out[p, nf*SF + sf, j]`` is the weight of neuron
-    ``nf*pe + p`` on synapse ``sf*simd + j``; padded synapses are 1.
+    ``out[p, nf*SF + sf, j]`` is the code of neuron ``nf*pe + p`` on synapse
+    ``sf*simd + j``; padded synapses hold ``pad`` (the encoding's zero-effect
+    code, :func:`bnnflow.artifact.pad_weight_code`).
     """
-    weight_bits = np.asarray(weight_bits, dtype=np.uint8)
-    mh, mw = weight_bits.shape
+    codes = np.asarray(codes, dtype=np.uint8)
+    mh, mw = codes.shape
     if mh % pe:
         raise ValueError(f"PE={pe} does not divide the layer's {mh} neurons")
     mw_pad = pad_to_multiple(mw, simd)
-    padded = np.ones((mh, mw_pad), dtype=np.uint8)
-    padded[:, :mw] = weight_bits
+    padded = np.full((mh, mw_pad), pad, dtype=np.uint8)
+    padded[:, :mw] = codes
     nf, sf = mh // pe, mw_pad // simd
     # neuron n = nf_i*pe + p ; synapse i = sf_i*simd + j
     lanes = padded.reshape(nf, pe, sf, simd).transpose(1, 0, 2, 3)
     return np.ascontiguousarray(lanes.reshape(pe, nf * sf, simd))
 
 
+def fold_weight_bits(weight_bits: np.ndarray, pe: int, simd: int) -> np.ndarray:
+    """:func:`fold_weight_codes` of a 0/1 matrix (1-bit weights): padded synapses are 1."""
+    return fold_weight_codes(weight_bits, pe, simd, pad=1)
+
+
 def unfold_weight_bits(lanes: np.ndarray, in_features: int) -> np.ndarray:
-    """Inverse of :func:`fold_weight_bits`: (PE, NF*SF, SIMD) -> (MH, MW)."""
+    """Inverse of :func:`fold_weight_codes`: (PE, NF*SF, SIMD) -> (MH, MW) (codes of any width)."""
     if lanes.ndim != 3:
         raise ValueError(f"expected (PE, depth, SIMD) lanes, got shape {lanes.shape}")
     pe, depth, simd = lanes.shape
@@ -75,6 +81,22 @@ def unfold_weight_bits(lanes: np.ndarray, in_features: int) -> np.ndarray:
     nf = depth // sf
     full = lanes.reshape(pe, nf, sf, simd).transpose(1, 0, 2, 3).reshape(nf * pe, mw_pad)
     return np.ascontiguousarray(full[:, :in_features])
+
+
+def codes_to_word_bits(codes: np.ndarray, code_bits: int) -> np.ndarray:
+    """(..., SIMD) codes -> (..., SIMD*code_bits) bits: lane j's bit b is word bit j*code_bits + b."""
+    codes = np.asarray(codes, dtype=np.uint8)
+    shifts = np.arange(code_bits, dtype=np.uint8)
+    bits = (codes[..., None] >> shifts) & 1
+    return bits.reshape(*codes.shape[:-1], codes.shape[-1] * code_bits).astype(np.uint8)
+
+
+def word_bits_to_codes(bits: np.ndarray, simd: int, code_bits: int) -> np.ndarray:
+    """Inverse of :func:`codes_to_word_bits` for the first ``simd * code_bits`` bits of the last axis."""
+    bits = np.asarray(bits, dtype=np.uint8)[..., :simd * code_bits]
+    planes = bits.reshape(*bits.shape[:-1], simd, code_bits)
+    weights = (1 << np.arange(code_bits)).astype(np.uint16)
+    return (planes.astype(np.uint16) @ weights).astype(np.uint8)
 
 
 def lanes_to_bytes(lanes: np.ndarray) -> np.ndarray:
@@ -92,18 +114,36 @@ def bytes_to_lanes(packed: np.ndarray, simd: int) -> np.ndarray:
     return bits[..., :simd]
 
 
+def codes_to_bytes(lanes: np.ndarray, code_bits: int) -> np.ndarray:
+    """(..., SIMD) codes of ``code_bits`` -> (..., ceil(SIMD*code_bits/8)) little-endian bytes (Lk_weights.bin)."""
+    return lanes_to_bytes(codes_to_word_bits(lanes, code_bits))
+
+
+def bytes_to_codes(packed: np.ndarray, simd: int, code_bits: int) -> np.ndarray:
+    """Inverse of :func:`codes_to_bytes`."""
+    bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1, bitorder="little")
+    return word_bits_to_codes(bits, simd, code_bits)
+
+
 def fold_thresholds(thresholds: np.ndarray, pe: int) -> np.ndarray:
-    """(MH,) thresholds -> (PE, NF): PE ``p`` at address ``nf`` holds neuron ``nf*pe + p``."""
-    thresholds = np.asarray(thresholds)
-    mh = thresholds.shape[0]
+    """(MH,) or (MH, N) per-neuron values -> (PE, NF, N): PE ``p`` at address ``nf`` holds neuron ``nf*pe + p``.
+
+    Used for thresholds (N per neuron) and score affines ((mul, add): N = 2).
+    """
+    values = np.asarray(thresholds)
+    if values.ndim == 1:
+        values = values[:, None]
+    mh, n = values.shape
     if mh % pe:
         raise ValueError(f"PE={pe} does not divide the layer's {mh} neurons")
-    return np.ascontiguousarray(thresholds.reshape(mh // pe, pe).T)
+    return np.ascontiguousarray(values.reshape(mh // pe, pe, n).transpose(1, 0, 2))
 
 
 def unfold_thresholds(folded: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`fold_thresholds`."""
-    return np.ascontiguousarray(np.asarray(folded).T.reshape(-1))
+    """Inverse of :func:`fold_thresholds`: (PE, NF, N) -> (MH, N)."""
+    folded = np.asarray(folded)
+    pe, nf, n = folded.shape
+    return np.ascontiguousarray(folded.transpose(1, 0, 2).reshape(nf * pe, n))
 
 
 def words_to_int(fields: np.ndarray, field_bits: int) -> list[int]:

@@ -133,13 +133,20 @@ class Report:
 
 
 def _layer_fields(spec: art.LayerSpec) -> dict[str, Any]:
-    weight = spec.out_features * spec.in_features_padded
-    thresholds = spec.out_features * spec.threshold_bits if spec.kind != art.XNOR_SCORE else 0
+    weight = spec.out_features * spec.in_features_padded * spec.weight_bits
+    neuron_params = spec.out_features * spec.neuron_param_bits          # thresholds or (mul, add)
     shape = f"{spec.in_features}" + (f"({spec.in_features_padded})" if spec.in_features_padded != spec.in_features
                                      else "") + f" -> {spec.out_features}"
-    return {"kind": spec.kind + (f" {spec.input_bits}-bit in" if spec.kind == art.INT_THRESHOLD else ""),
+    widths = []
+    if spec.mac == "int":
+        widths.append(f"{spec.input_bits}-bit in")
+        if spec.weight_bits > 1:
+            widths.append(f"{spec.weight_bits}-bit {spec.weight_encoding} w")
+    if spec.n_thresholds > 1:
+        widths.append(f"{spec.output_bits}-bit out")
+    return {"kind": " ".join([spec.kind] + widths),
             "shape": shape, "pe": spec.pe, "simd": spec.simd, "nf": spec.nf, "sf": spec.sf,
-            "cycles": spec.nf * spec.sf, "weight_bits": weight + thresholds}
+            "cycles": spec.nf * spec.sf, "weight_bits": weight + neuron_params}
 
 
 def model_rows(specs: list[art.LayerSpec], model: costs.CostModel | None = None) -> list[UnitRow]:
@@ -182,11 +189,12 @@ def yosys_rows(a: art.Artifact, timeout: float | None = None,
         rtl_dir = _rtl_dir(a, Path(tmp))
         bus = rtlgen.config_bus(a)
         for k, spec in enumerate(specs):
-            params = rtlgen.mvtu_parameters(spec, rtlgen.weight_file(k), rtlgen.threshold_file(k))
+            param_file = rtlgen.param_file(spec)     # thresholds, affine, or None
+            params = rtlgen.mvtu_parameters(spec, rtlgen.weight_file(k), param_file)
             params.update({"CFG_ADDR_BITS": bus.addr_bits, "CFG_BITS": bus.data_bits})
             files = {rtlgen.weight_file(k): (rtl_dir / rtlgen.weight_file(k)).read_text()}
-            if spec.kind != art.XNOR_SCORE:
-                files[rtlgen.threshold_file(k)] = (rtl_dir / rtlgen.threshold_file(k)).read_text()
+            if param_file:
+                files[param_file] = (rtl_dir / param_file).read_text()
             cells, seconds = costs.synth_unit("bnn_mvtu", params, files, Path(tmp) / f"layer{k}", timeout=timeout,
                                               library=rtl_dir)
             rows.append(UnitRow(f"layer {k}", costs.cells_to_resources(cells), YOSYS_LABEL, seconds=seconds,

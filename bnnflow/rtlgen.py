@@ -2,14 +2,23 @@
 
 ``write_rtl`` writes into ``<export>/rtl/``:
 
-- ``L{k}_weights.mem`` / ``L{k}_thresholds.mem``: ``$readmemh`` files in the
-  layout of docs/ARTIFACT.md ("RTL memory files"), built from the artifact's
-  decoded view (``weight_lanes`` / ``folded_thresholds``) with
+- ``L{k}_weights.mem``: ``$readmemh`` file of layer k's weight memory, NF*SF
+  words of PE*SIMD*K bits (K = weight_bits), PE p lane j at bits
+  ``[(p*SIMD + j)*K +: K]`` (the lane's weight code), address nf*SF + sf.
+- the neuron-parameter memory, NF words (address nf), every field two's
+  complement: ``L{k}_thresholds.mem`` for threshold layers, PE*N*TB bits with
+  threshold t of PE p at ``[(p*N + t)*TB +: TB]``; ``L{k}_affine.mem`` for a
+  score layer with an affine, PE*2*AB bits with mul of PE p at
+  ``[(p*2)*AB +: AB]`` and add at ``[(p*2+1)*AB +: AB]``; none for a plain
+  score layer (docs/ARTIFACT.md, "RTL memory files").
+  Both are built from the artifact's decoded view (``weight_lanes`` /
+  ``folded_thresholds`` / ``folded_affine``) with
   :func:`bnnflow.packing.words_to_int`, so the bit layout lives in one place.
 - ``bnnflow_top.v``: module ``bnnflow_top`` (the engine core), the layers'
   ``bnn_mvtu`` units chained through ``bnn_axis_repack`` converters. Its s_axis
   takes layer 0's input words, its m_axis gives the last layer's output
-  (score) words; its ``cfg_*`` bus rewrites the weight and threshold memories.
+  (score) words; its ``cfg_*`` bus rewrites the weight and neuron-parameter
+  (threshold / affine) memories.
 - ``bnnflow_accel.v``: module ``bnnflow_accel``, the accelerator of
   docs/ACCEL.md around the core: AXI4-Lite control (``s_axi_control_*``),
   DMA-ready streams (``s_axis_*`` / ``m_axis_*`` with TKEEP), runtime
@@ -88,41 +97,78 @@ def threshold_file(k: int) -> str:
     return f"L{k}_thresholds.mem"
 
 
+def affine_file(k: int) -> str:
+    """Layer ``k``'s (mul, add) memory file (affine score layers only)."""
+    return f"L{k}_affine.mem"
+
+
+def has_param_memory(layer: art.LayerSpec) -> bool:
+    """Whether the layer's ``bnn_mvtu`` has a neuron-parameter memory (thresholds, or an affine's mul/add)."""
+    return layer.neuron_param_bits > 0
+
+
+def param_file(layer: art.LayerSpec) -> str | None:
+    """Name of the layer's neuron-parameter ``.mem`` file: thresholds, affine, or None (plain score layer)."""
+    if not has_param_memory(layer):
+        return None
+    return threshold_file(layer.index) if layer.has_thresholds else affine_file(layer.index)
+
+
 def _hex_lines(words: list[int], width: int) -> str:
     digits = max(1, -(-width // 4))
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
 def weight_mem_text(artifact: art.Artifact, k: int) -> str:
-    """``$readmemh`` text of layer ``k``'s weights: NF*SF words of PE*SIMD bits."""
+    """``$readmemh`` text of layer ``k``'s weights: NF*SF words of PE*SIMD*K bits (K-bit codes)."""
     layer = artifact.layers[k]
-    lanes = artifact.weight_lanes(k)                          # (PE, depth, SIMD)
-    # word at address a = all PEs side by side: bit p*SIMD + j is lanes[p, a, j]
+    lanes = artifact.weight_lanes(k)                          # (PE, depth, SIMD) codes
+    # word at address a = all PEs side by side: lane field p*SIMD + j is lanes[p, a, j]
     fields = np.ascontiguousarray(lanes.transpose(1, 0, 2)).reshape(layer.weight_depth, layer.pe * layer.simd)
-    return _hex_lines(packing.words_to_int(fields, 1), layer.pe * layer.simd)
+    width = layer.pe * layer.weight_word_bits
+    return _hex_lines(packing.words_to_int(fields, layer.weight_bits), width)
 
 
 def threshold_mem_text(artifact: art.Artifact, k: int) -> str | None:
-    """``$readmemh`` text of layer ``k``'s thresholds (None for a score layer)."""
+    """``$readmemh`` text of layer ``k``'s neuron-parameter memory (None for a plain score layer).
+
+    Threshold layers: NF words of PE*N*TB bits, field p*N + t = threshold t of
+    PE p. Affine score layers: NF words of PE*2*AB bits, field 2p = mul, 2p+1 =
+    add of PE p. This is the memory the ``cfg_sel = 1`` writes reach.
+    """
     layer = artifact.layers[k]
-    folded = artifact.folded_thresholds(k)                    # (PE, NF)
+    if layer.has_thresholds:
+        folded, field_bits = artifact.folded_thresholds(k), layer.threshold_bits   # (PE, NF, N)
+    else:
+        folded, field_bits = artifact.folded_affine(k), layer.affine_bits          # (PE, NF, 2) or None
     if folded is None:
         return None
-    words = packing.words_to_int(np.ascontiguousarray(folded.T), layer.threshold_bits)
-    return _hex_lines(words, layer.pe * layer.threshold_bits)
+    pe, nf, per_pe = folded.shape
+    fields = np.ascontiguousarray(folded.transpose(1, 0, 2)).reshape(nf, pe * per_pe)
+    return _hex_lines(packing.words_to_int(fields, field_bits), layer.pe * layer.neuron_param_bits)
 
 
 def mvtu_parameters(layer: art.LayerSpec, weight_path: str | None = None,
                     threshold_path: str | None = None) -> dict[str, Any]:
-    """``bnn_mvtu`` parameters of one layer (strings are the memory file names)."""
+    """``bnn_mvtu`` parameters of one layer (strings are the memory file names).
+
+    Everything comes from the spec's properties; ``threshold_path`` names the
+    neuron-parameter memory's file (thresholds or affine) and is dropped for a
+    layer without one. ``N_THRESHOLDS`` / ``AFFINE_BITS`` are 0 where the layer
+    has none (the RTL ignores them there).
+    """
     params: dict[str, Any] = {
         "MW": layer.in_features_padded,
         "MH": layer.out_features,
         "PE": layer.pe,
         "SIMD": layer.simd,
         "INPUT_BITS": layer.input_bits,
-        "XNOR": 0 if layer.kind == art.INT_THRESHOLD else 1,
-        "THRESHOLD": 0 if layer.kind == art.XNOR_SCORE else 1,
+        "XNOR": int(layer.mac == "xnor"),
+        "WEIGHT_BITS": layer.weight_bits,
+        "WEIGHT_SIGNED": int(layer.weight_encoding == art.INT),
+        "THRESHOLD": int(layer.has_thresholds),
+        "N_THRESHOLDS": layer.n_thresholds,
+        "AFFINE_BITS": layer.affine_bits,
         "ACC_BITS": layer.acc_bits,
         "THRESHOLD_BITS": layer.threshold_bits,
         "OUTPUT_BITS": layer.output_bits,
@@ -130,7 +176,7 @@ def mvtu_parameters(layer: art.LayerSpec, weight_path: str | None = None,
     }
     if weight_path is not None:
         params["WEIGHT_FILE"] = weight_path
-    if threshold_path is not None and layer.kind != art.XNOR_SCORE:
+    if threshold_path is not None and has_param_memory(layer):
         params["THRESHOLD_FILE"] = threshold_path
     return params
 
@@ -190,12 +236,18 @@ def config_bus(artifact: art.Artifact) -> ConfigBus:
                      data_bits=max(s.word_bits for s in segments))
 
 
+def _param_file_parameter(layer: art.LayerSpec) -> str:
+    """The top's parameter naming the layer's neuron-parameter file (only for layers that have one)."""
+    return f"L{layer.index}_{'THRESHOLD' if layer.has_thresholds else 'AFFINE'}_FILE"
+
+
 def _memory_files_params(artifact: art.Artifact) -> list[tuple[str, str]]:
     params = []
     for l in artifact.layers:
         params.append((f"L{l.index}_WEIGHT_FILE", weight_file(l.index)))
-        if l.kind != art.XNOR_SCORE:
-            params.append((f"L{l.index}_THRESHOLD_FILE", threshold_file(l.index)))
+        name = param_file(l)
+        if name is not None:
+            params.append((_param_file_parameter(l), name))
     return params
 
 
@@ -221,6 +273,10 @@ def top_text(artifact: art.Artifact) -> str:
     for l in layers:
         head.append(f"//   L{l.index}: {l.kind:<14} MW={l.in_features} (padded {l.in_features_padded}) MH={l.out_features} "
                     f"PE={l.pe} SIMD={l.simd} NF={l.nf} SF={l.sf} -> {l.nf * l.sf} cycles/vector")
+        head.append(f"//       {l.input_bits}-bit inputs, {l.weight_bits}-bit {l.weight_encoding} weights, "
+                    + (f"{l.n_thresholds} threshold(s) of {l.threshold_bits} bits" if l.has_thresholds else
+                       f"affine of {l.affine_bits} bits" if l.affine_bits else "no affine")
+                    + f" -> {l.output_bits}-bit {'signed ' if l.output_signed else ''}outputs")
     head += [
         "//",
         f"// s_axis: layer 0's input stream, {in_w} bits = {first.simd} elements of {first.input_bits} bit(s)",
@@ -233,8 +289,8 @@ def top_text(artifact: art.Artifact) -> str:
         "//        input word of that image did (docs/ARTIFACT.md \"Streams\").",
         f"// Throughput: one image per {max(l.nf * l.sf for l in layers)} cycles (slowest layer) without backpressure.",
         "// cfg_*: the parameter write bus (docs/RTL.md): on a clock edge with cfg_we high,",
-        "//        word cfg_addr of layer cfg_layer's weight (cfg_sel = 0) or threshold",
-        "//        (cfg_sel = 1) memory becomes the low bits of cfg_wdata (the memory's",
+        "//        word cfg_addr of layer cfg_layer's weight (cfg_sel = 0) or neuron-parameter",
+        "//        (cfg_sel = 1: thresholds or affine) memory becomes the low bits of cfg_wdata (the memory's",
         "//        width). Write only while no image is in flight; tie cfg_we low when unused.",
         "// Reset: rst is synchronous and active-high.",
         "// Memory files: the L*_FILE parameters name the $readmemh files (the memories'",
@@ -307,14 +363,14 @@ def top_text(artifact: art.Artifact) -> str:
         params_k = mvtu_parameters(l)
         params_k = {key: str(v) for key, v in params_k.items()}
         params_k["WEIGHT_FILE"] = f"L{k}_WEIGHT_FILE"
-        if l.kind != art.XNOR_SCORE:
-            params_k["THRESHOLD_FILE"] = f"L{k}_THRESHOLD_FILE"
+        if has_param_memory(l):
+            params_k["THRESHOLD_FILE"] = _param_file_parameter(l)
         params_k["CFG_ADDR_BITS"] = str(bus.addr_bits)
         params_k["CFG_BITS"] = str(bus.data_bits)
         body.append(f"    // layer {k}: {l.kind}, {l.in_features} -> {l.out_features}")
         ports = _stream_ports("", f"x{k}", out_name) + [
             ("cfg_weight_we", f"cfg_l{k} & ~cfg_sel"),
-            ("cfg_threshold_we", f"cfg_l{k} & cfg_sel" if l.kind != art.XNOR_SCORE else "1'b0"),
+            ("cfg_threshold_we", f"cfg_l{k} & cfg_sel" if has_param_memory(l) else "1'b0"),
             ("cfg_addr", "cfg_addr"),
             ("cfg_wdata", "cfg_wdata"),
         ]
@@ -560,10 +616,10 @@ def write_rtl(artifact: art.Artifact, out_dir: Path) -> dict[str, Any]:
     for k in range(len(artifact.layers)):
         (rtl / weight_file(k)).write_text(weight_mem_text(artifact, k))
         memories.append(f"rtl/{weight_file(k)}")
-        text = threshold_mem_text(artifact, k)
-        if text is not None:
-            (rtl / threshold_file(k)).write_text(text)
-            memories.append(f"rtl/{threshold_file(k)}")
+        name = param_file(artifact.layers[k])
+        if name is not None:
+            (rtl / name).write_text(threshold_mem_text(artifact, k))
+            memories.append(f"rtl/{name}")
     sources = []
     for src in library_sources():
         shutil.copyfile(src, rtl / src.name)

@@ -49,6 +49,121 @@ def random_layers(
     return layers
 
 
+def random_codes(rng: np.random.Generator, shape: tuple[int, int], weight_bits: int, encoding: str) -> np.ndarray:
+    """Uniform random weight codes the encoding allows (int: never the unused code -2^(K-1))."""
+    if encoding == art.SYM:
+        return rng.integers(0, 1 << weight_bits, size=shape, dtype=np.uint8)
+    top = (1 << (weight_bits - 1)) - 1
+    return art.weight_codes(rng.integers(-top, top + 1, size=shape), weight_bits, encoding)
+
+
+def random_layer(
+    rng: np.random.Generator, kind: str, mw: int, mh: int, input_bits: int = 1, weight_bits: int = 1,
+    weight_encoding: str = art.SYM, n_thresholds: int = 1, affine_bits: int = 0,
+) -> LayerData:
+    """One random layer of any kind and widths, with values that exercise it.
+
+    Thresholds (sorted per neuron) are drawn around the accumulator's centre
+    with its standard deviation for uniform random inputs, so outputs spread
+    over all levels; neuron 0 always outputs the top level and the last neuron
+    always 0 (thresholds at the accumulator's extremes). Affines draw mul and
+    add over their whole width, extremes included.
+    """
+    codes = random_codes(rng, (mh, mw), weight_bits, weight_encoding)
+    thresholds = affine = None
+    if kind.endswith("_threshold"):
+        spec = art.LayerSpec(0, kind, mw, mh, 1, 1, input_bits, "", "", weight_bits, weight_encoding,
+                             n_thresholds)
+        lo, hi = spec.acc_range()
+        if spec.mac == "xnor":
+            centre, sd = mw / 2, max(1.0, np.sqrt(mw) / 2)
+        else:
+            x2 = ((1 << input_bits) - 1) * ((1 << input_bits + 1) - 1) / 6           # E[x^2], x uniform
+            w = art.weight_values(np.arange(1 << weight_bits), weight_bits, weight_encoding)
+            w2 = float(np.mean(w[np.abs(w) <= spec.weight_max] ** 2))
+            centre, sd = 0.0, max(1.0, np.sqrt(mw * x2 * w2))
+        draws = np.rint(rng.normal(centre, 1.5 * sd, size=(mh, n_thresholds))).astype(np.int64)
+        thresholds = np.sort(np.clip(draws, lo, hi + 1), axis=1)
+        thresholds[0] = lo
+        thresholds[-1] = hi + 1
+        if n_thresholds == 1:
+            thresholds = thresholds[:, 0]
+    elif affine_bits:
+        top = 1 << (affine_bits - 1)
+        affine = rng.integers(-top, top, size=(mh, 2), dtype=np.int64)
+        affine[0] = (-top, -top)
+        affine[-1] = (top - 1, top - 1)
+    return LayerData(kind, codes, thresholds, input_bits=input_bits, weight_bits=weight_bits,
+                     weight_encoding=weight_encoding, affine=affine, affine_bits=affine_bits)
+
+
+def random_stack(
+    rng: np.random.Generator, input_features: int, input_bits: int, layers: list[dict],
+) -> list[LayerData]:
+    """Chain random layers: each dict gives ``mh`` and optionally ``kind`` (default: int_threshold, last
+    int_score), ``weight_bits``, ``weight_encoding``, ``n_thresholds``, ``affine_bits``; a layer's
+    ``input_bits`` is what the previous one outputs. An ``xnor_*`` layer needs a 1-bit input.
+    """
+    out = []
+    mw, bits = input_features, input_bits
+    for k, params in enumerate(layers):
+        params = dict(params)
+        mh = params.pop("mh")
+        kind = params.pop("kind", art.INT_SCORE if k == len(layers) - 1 else art.INT_THRESHOLD)
+        layer = random_layer(rng, kind, mw, mh, input_bits=bits, **params)
+        out.append(layer)
+        mw, bits = mh, max(1, layer.n_thresholds.bit_length())
+    return out
+
+
+def data_thresholds(rng: np.random.Generator, spec: art.LayerSpec, accs: np.ndarray) -> np.ndarray:
+    """(MH, N) thresholds drawn from the accumulators ``accs`` (images, MH) the layer sees on test images.
+
+    Each threshold is an accumulator value of its neuron, moved by -1, 0 or
+    +1 (so ``acc == T``, the inclusive edge of the compare, occurs often);
+    sorted per neuron. Neuron 0 always outputs the top code (thresholds at
+    the accumulator's minimum) and the last neuron 0 (one above its maximum).
+    """
+    lo, hi = spec.acc_range()
+    n = spec.n_thresholds
+    t = np.empty((spec.out_features, n), dtype=np.int64)
+    for neuron in range(spec.out_features):
+        t[neuron] = rng.choice(accs[:, neuron], size=n) + rng.integers(-1, 2, size=n)
+    t = np.sort(np.clip(t, lo, hi + 1), axis=1)
+    t[0], t[-1] = lo, hi + 1
+    return t
+
+
+def fit_thresholds_to_images(rng: np.random.Generator, network: dict, layers: list[LayerData],
+                             folding: list[LayerFolding], images: np.ndarray) -> list[LayerData]:
+    """``layers`` with every threshold layer's thresholds drawn from its accumulators on ``images``.
+
+    Why: thresholds drawn blind (:func:`random_layer`) leave the neurons of a
+    deep stack constant across images from the second layer on, so a test
+    would compare outputs that cannot differ. Each prefix of the stack is
+    written and run through the golden model (the one definition of the
+    arithmetic) to get the accumulators the next thresholds are drawn from.
+    """
+    import dataclasses
+    import tempfile
+
+    from .golden import GoldenModel
+    from .writer import layer_spec
+
+    layers = list(layers)
+    with tempfile.TemporaryDirectory(prefix="bnnflow-prefix-") as tmp:
+        for k, (layer, fold) in enumerate(zip(layers, folding)):
+            spec = layer_spec(k, layer, fold)
+            if not spec.has_thresholds:
+                continue
+            prefix = dict(network, num_classes=max(2, layer.shape[1]))
+            a = write_artifact(Path(tmp) / f"p{k}", prefix, layers[:k + 1], folding[:k + 1], generate=())
+            accs = GoldenModel(a).trace(images).accumulators[k]
+            t = data_thresholds(rng, spec, accs)
+            layers[k] = dataclasses.replace(layer, thresholds=t[:, 0] if spec.n_thresholds == 1 else t)
+    return layers
+
+
 def random_artifact(
     out_dir: str | Path,
     seed: int = 0,
@@ -64,8 +179,7 @@ def random_artifact(
     """Write a random network's artifact with ``n_vectors`` random test images (see :func:`random_layers`)."""
     rng = np.random.default_rng(seed)
     layers = random_layers(rng, input_features, list(hidden), classes, input_bits, binary_input_as_xnor)
-    shapes = [(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in layers]
-    folding = folding or default_folding(shapes)
+    folding = folding or default_folding([l.shape for l in layers])
     images = rng.integers(0, 1 << input_bits, size=(n_vectors, input_features), dtype=np.uint8)
     labels = rng.integers(0, classes, size=n_vectors)
     network = {"name": f"random{seed}", "input_features": input_features, "input_shape": [input_features],

@@ -1,4 +1,10 @@
-"""``bnnflow verify``: the test images through every level, compared with torch and golden."""
+"""``bnnflow verify``: the test images through every level, compared with torch and golden.
+
+"torch" is the quantized torch model as deployed (:mod:`bnnflow.model.deploy`: integer dots and the
+model's own modules as level functions, with the calibration constants the export stored); the
+``torch-float`` row is the trained model as it evaluates in training, so the cost of deployment
+(calibrated activation codes, 8-bit real layers, XNOR-Net's constant beta) shows beside it.
+"""
 
 from __future__ import annotations
 
@@ -33,21 +39,51 @@ class LevelResult:
 
 
 def torch_scores(run_dir: Path, images: np.ndarray) -> np.ndarray:
-    """Torch's integer scores (N, C) of ``images`` for the run's model (needs the ``train`` extra)."""
+    """The torch reference's integer scores (N, C) of ``images`` for the run's model (needs the ``train`` extra).
+
+    The reference is the quantized torch model as deployed (:mod:`bnnflow.model.deploy`), rebuilt with the
+    calibration constants stored in the run's export (``RUN/export``), so it is exactly what was exported.
+    """
     require("torch", "train", PURPOSE)
     from .model.train import load_run
 
-    _, model = load_run(run_dir)
-    return _model_scores(model, Path(run_dir), images)
+    config, model = load_run(run_dir)
+    export = Path(run_dir) / "export"
+    constants = art.load(export).network.get("deployment") if (export / art.MANIFEST).is_file() else None
+    return _model_scores(model, Path(run_dir), images, config, constants)
 
 
-def _model_scores(model: torch.nn.Module, run: Path, images: np.ndarray) -> np.ndarray:
-    if not hasattr(model, "scores"):
-        raise ValueError(f"{run}: a {type(model).__name__} has no integer scores to verify "
-                         f"(only --method bnn MLPs export to hardware)")
+def reference_network(model: torch.nn.Module, run: Path, config: dict, constants: dict | None):
+    """The deployed network (:class:`~bnnflow.model.deploy.DeployedNet`) verify compares with.
+
+    ``constants`` are the export's ``network.deployment`` (calibrated activation
+    scales, XNOR-Net's beta); a model that needs them and has none is refused
+    with a message that says to export again.
+    """
+    from .export import deployed_network
+    from .model.deploy import DeployError
+
+    try:
+        return deployed_network(model, config, constants=constants)
+    except DeployError as exc:
+        raise ValueError(f"{run}: {exc}") from None
+
+
+def _model_scores(model: torch.nn.Module, run: Path, images: np.ndarray, config: dict,
+                  constants: dict | None = None) -> np.ndarray:
+    require("torch", "train", PURPOSE)
+    return reference_network(model, run, config, constants).scores(images)
+
+
+def float_predictions(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+    """Predictions of the trained model as it evaluates in training (real activations, its own scales).
+
+    Printed beside the deployed reference so the cost of deployment (calibrated
+    activation codes, 8-bit real layers, XNOR-Net's constant beta) is visible.
+    """
     torch = require("torch", "train", PURPOSE)
     with torch.no_grad():
-        return model.scores(torch.from_numpy(images.astype(np.float32))).numpy().astype(np.int64)
+        return model(torch.from_numpy(images.astype(np.float32))).argmax(1).numpy()
 
 
 def first_difference(scores: np.ndarray, reference: np.ndarray, name: str, ref_name: str) -> str | None:
@@ -114,7 +150,9 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
     """Print the agreement table; return 0 when every level agrees with torch and golden, else 1.
 
     "Agrees" means equal integer scores (not only equal predictions): golden
-    and every level are compared with torch's integer scores and with golden,
+    and every level are compared with the deployed torch reference's integer
+    scores and with golden (the ``torch-float`` row, the trained model's own
+    predictions, is shown for its accuracy and is not required to agree),
     and the golden model with the scores stored at export. Each difference is
     printed as one line naming the first differing image and class and both
     values. Raises ValueError for no level, an unknown level or a ``limit`` that
@@ -140,9 +178,10 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
         images, labels, stored = images[:limit], labels[:limit], stored[:limit]
     if len(images) == 0:
         raise ValueError(f"{artifact.root}: the export holds no test images to verify")
-    reference = _model_scores(model, run, images)
+    reference = _model_scores(model, run, images, config, artifact.network.get("deployment"))
     golden = GoldenModel(artifact).scores(images)
     ref_pred = argmax_lowest(reference)
+    float_pred = float_predictions(model, images)
     errors = []
     stale = first_difference(golden, stored, "golden", f"the scores stored in {artifact.root}/vectors")
     if stale:
@@ -150,7 +189,9 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
     torch_vs_golden = first_difference(golden, reference, "golden", "torch")
     if torch_vs_golden:
         errors.append(torch_vs_golden)
-    rows = [("torch", len(images), float((ref_pred == labels).mean()), 1.0,
+    rows = [("torch-float", len(images), float((float_pred == labels).mean()), float((float_pred == ref_pred).mean()),
+             "-", "-", "-"),
+            ("torch", len(images), float((ref_pred == labels).mean()), 1.0,
              "NO" if torch_vs_golden else "yes", "-", "-")]
     for level in levels:
         result = run_level(level, artifact, images, sim)

@@ -23,13 +23,30 @@ from .folding import LayerFolding, validate
 
 @dataclass
 class LayerData:
-    """One layer in neuron/synapse order, before folding."""
+    """One layer in neuron/synapse order, before folding (the fields mirror :class:`~bnnflow.artifact.LayerSpec`)."""
 
-    kind: str
-    weight_bits: np.ndarray          # (MH, MW) uint8, 1 = +1
-    thresholds: np.ndarray | None    # (MH,) int, accumulator domain; None for xnor_score
+    kind: str                        # xnor_threshold | int_threshold | xnor_score | int_score
+    weights: np.ndarray              # (MH, MW) uint8 weight codes (1-bit: 1 = +1; artifact.weight_codes)
+    thresholds: np.ndarray | None    # (MH,) or (MH, N) int, accumulator domain, non-decreasing; None for scores
     input_bits: int = 1
     negated_neurons: int = 0
+    weight_bits: int = 1
+    weight_encoding: str = art.SYM
+    affine: np.ndarray | None = None   # (MH, 2) int (mul, add) of a score layer: score = mul*dot + add
+    affine_bits: int = 0
+    mul_bits: int = 0                  # range of mul (<= affine_bits; 0: affine_bits), see LayerSpec.score_bound
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(MW, MH): inputs and neurons, the order folding takes."""
+        return self.weights.shape[1], self.weights.shape[0]
+
+    @property
+    def n_thresholds(self) -> int:
+        if self.thresholds is None:
+            return 0
+        t = np.asarray(self.thresholds)
+        return 1 if t.ndim == 1 else t.shape[1]
 
 
 def _write(path: Path, data: np.ndarray) -> None:
@@ -60,15 +77,10 @@ def write_artifact(
     half-written artifact.
     """
     out = Path(out_dir)
-    validate([(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in layers], folding)
-    specs = [
-        art.LayerSpec(
-            index=i, kind=layer.kind, in_features=layer.weight_bits.shape[1], out_features=layer.weight_bits.shape[0],
-            pe=fold.pe, simd=fold.simd, input_bits=layer.input_bits, weights=f"L{i}_weights.bin",
-            thresholds=None if layer.thresholds is None else f"L{i}_thresholds.bin",
-            extra={"negated_neurons": int(layer.negated_neurons)})
-        for i, (layer, fold) in enumerate(zip(layers, folding))
-    ]
+    validate([l.shape for l in layers], folding)
+    specs = [layer_spec(i, layer, fold) for i, (layer, fold) in enumerate(zip(layers, folding))]
+    for i, (layer, spec) in enumerate(zip(layers, specs)):
+        _check_values(i, spec, layer)
     if "hls" in generate:
         from . import hlsgen
 
@@ -84,6 +96,63 @@ def write_artifact(
         raise
     _replace_dir(out, final)
     return art.load(final)
+
+
+def layer_spec(index: int, layer: LayerData, fold: LayerFolding) -> art.LayerSpec:
+    """The manifest entry of ``layer``; ValueError naming the layer when the engines cannot run it."""
+    mw, mh = layer.shape
+    spec = art.LayerSpec(
+        index=index, kind=layer.kind, in_features=mw, out_features=mh, pe=fold.pe, simd=fold.simd,
+        input_bits=layer.input_bits, weights=f"L{index}_weights.bin",
+        thresholds=None if layer.thresholds is None else f"L{index}_thresholds.bin",
+        weight_bits=layer.weight_bits, weight_encoding=layer.weight_encoding, n_thresholds=layer.n_thresholds,
+        affine=None if layer.affine is None else f"L{index}_affine.bin", affine_bits=layer.affine_bits,
+        mul_bits=layer.mul_bits,
+        extra={"negated_neurons": int(layer.negated_neurons)})
+    problem = spec.problem()
+    if problem is None and not 1 <= layer.input_bits <= art.MAX_INPUT_BITS:
+        problem = f"input_bits is {layer.input_bits}, expected 1..{art.MAX_INPUT_BITS}"
+    if problem is None and spec.has_thresholds != (layer.thresholds is not None):
+        problem = f"a {layer.kind} layer {'needs' if spec.has_thresholds else 'has no'} thresholds"
+    if problem:
+        raise ValueError(f"layer {index}: {problem}")
+    return spec
+
+
+def _check_values(index: int, spec: art.LayerSpec, layer: LayerData) -> None:
+    """Refuse values the layer's fields cannot hold, naming the layer, neuron and value."""
+    codes = np.asarray(layer.weights)
+    top = (1 << spec.weight_bits) - 1
+    if codes.size and (codes.min() < 0 or codes.max() > top):
+        raise ValueError(f"layer {index}: weight code {int(codes.max()) if codes.max() > top else int(codes.min())} "
+                         f"does not fit weight_bits={spec.weight_bits}")
+    if spec.weight_encoding == art.INT and (codes == 1 << (spec.weight_bits - 1)).any():
+        raise ValueError(f"layer {index}: weight code {1 << (spec.weight_bits - 1)} is -{1 << (spec.weight_bits - 1)}, "
+                         f"outside the narrow {spec.weight_bits}-bit int range")
+    if layer.thresholds is not None:
+        t = np.asarray(layer.thresholds, dtype=np.int64).reshape(spec.out_features, spec.n_thresholds)
+        lo, hi = -(1 << (spec.threshold_bits - 1)), (1 << (spec.threshold_bits - 1)) - 1
+        if t.min() < lo or t.max() > hi:
+            bad = int(t.max()) if t.max() > hi else int(t.min())
+            raise ValueError(f"layer {index}: threshold {bad} outside [{lo}, {hi}] ({spec.threshold_bits} bits)")
+        falling = np.argwhere(np.diff(t, axis=1) < 0)
+        if falling.size:
+            n, k = (int(v) for v in falling[0])
+            raise ValueError(f"layer {index}, neuron {n}: thresholds are not non-decreasing "
+                             f"(threshold {k + 1} = {int(t[n, k + 1])} < threshold {k} = {int(t[n, k])})")
+    if layer.affine is not None:
+        a = np.asarray(layer.affine, dtype=np.int64)
+        if a.shape != (spec.out_features, 2):
+            raise ValueError(f"layer {index}: affine has shape {a.shape}, expected ({spec.out_features}, 2) (mul, add)")
+        lo, hi = -(1 << (spec.affine_bits - 1)), (1 << (spec.affine_bits - 1)) - 1
+        if a.min() < lo or a.max() > hi:
+            bad = int(a.max()) if a.max() > hi else int(a.min())
+            raise ValueError(f"layer {index}: affine value {bad} does not fit affine_bits={spec.affine_bits} "
+                             f"[{lo}, {hi}]")
+        lo, hi = -(1 << (spec.mul_bits - 1)), (1 << (spec.mul_bits - 1)) - 1
+        if a[:, 0].min() < lo or a[:, 0].max() > hi:
+            bad = int(a[:, 0].max()) if a[:, 0].max() > hi else int(a[:, 0].min())
+            raise ValueError(f"layer {index}: mul {bad} does not fit mul_bits={spec.mul_bits} [{lo}, {hi}]")
 
 
 def _check_target(out: Path) -> None:
@@ -112,14 +181,14 @@ def _write_all(out: Path, network: dict[str, Any], layers: list[LayerData], fold
                specs: list[art.LayerSpec], vectors: tuple[np.ndarray, np.ndarray] | None,
                generate: tuple[str, ...], source: dict[str, Any] | None) -> None:
     for i, (layer, fold, spec) in enumerate(zip(layers, folding, specs)):
-        lanes = packing.fold_weight_bits(layer.weight_bits, fold.pe, fold.simd)
-        _write(out / spec.weights, packing.lanes_to_bytes(lanes))
+        lanes = packing.fold_weight_codes(layer.weights, fold.pe, fold.simd,
+                                          pad=art.pad_weight_code(spec.weight_bits, spec.weight_encoding))
+        _write(out / spec.weights, packing.codes_to_bytes(lanes, spec.weight_bits))
         if layer.thresholds is not None:
-            t = np.asarray(layer.thresholds, dtype=np.int64)
-            lo, hi = -(1 << (spec.threshold_bits - 1)), (1 << (spec.threshold_bits - 1)) - 1
-            if t.min() < lo or t.max() > hi:
-                raise ValueError(f"layer {i}: thresholds outside [{lo}, {hi}] ({spec.threshold_bits} bits)")
+            t = np.asarray(layer.thresholds, dtype=np.int64).reshape(spec.out_features, spec.n_thresholds)
             _write(out / spec.thresholds, packing.fold_thresholds(t, fold.pe).astype("<i4"))
+        if layer.affine is not None:
+            _write(out / spec.affine, packing.fold_thresholds(np.asarray(layer.affine, np.int64), fold.pe).astype("<i4"))
 
     manifest: dict[str, Any] = {
         "format": art.FORMAT_NAME,

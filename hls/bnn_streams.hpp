@@ -7,12 +7,19 @@
  * layer i+1 reads SF words of SIMD elements (MW_pad elements, the last
  * MW_pad - MH of them zero padding). The repacker turns one into the other,
  * element order unchanged.
+ *
+ * With BNNFLOW_LAYER_TAPS defined (C simulation only), `tap` records every
+ * layer's output words for the testbench.
  */
 #ifndef BNN_STREAMS_HPP
 #define BNN_STREAMS_HPP
 
 #include <ap_int.h>
 #include <hls_stream.h>
+
+#ifdef BNNFLOW_LAYER_TAPS
+#include <vector>
+#endif
 
 namespace bnn {
 
@@ -104,6 +111,54 @@ void repack(hls::stream<ap_uint<IN_PER_WORD * BITS> > &in, hls::stream<ap_uint<O
     }
   }
 }
+
+#ifdef BNNFLOW_LAYER_TAPS
+/**
+ * \brief C simulation only: the words every layer wrote in the last infer
+ *        run, per layer, as little-endian bytes (ceil(BITS/8) per word).
+ *
+ * Why: a threshold layer can hide an arithmetic error of the layer before
+ * it (an accumulator off by a few rarely crosses a threshold), so comparing
+ * only the network's scores with the golden model misses what comparing
+ * every layer's output words catches. Defined only when
+ * BNNFLOW_LAYER_TAPS is (bnnflow.hlsflow's g++ C simulation), never in
+ * synthesis. One instance for all translation units (an inline function's
+ * static).
+ */
+inline std::vector<std::vector<unsigned char> > &layer_taps() {
+  static std::vector<std::vector<unsigned char> > taps;
+  return taps;
+}
+
+/**
+ * \brief C simulation only: record the WORDS words of \p s in layer_taps()[LAYER]
+ *        and leave the stream as it was.
+ *
+ * In C simulation the processes of a DATAFLOW region run one after the
+ * other, so when the call that follows a layer runs, the layer has written
+ * all its words: reading each one and writing it back rotates the FIFO once,
+ * leaving the same words in the same order for the next process.
+ *
+ * \tparam BITS  bits per word (PE x output bits of the layer)
+ * \tparam LAYER the layer's index
+ *
+ * \param s     the layer's output stream
+ * \param words words in it (NF per vector)
+ */
+template<unsigned BITS, unsigned LAYER>
+void tap(hls::stream<ap_uint<BITS> > &s, unsigned words) {
+  std::vector<std::vector<unsigned char> > &taps = layer_taps();
+  if (taps.size() <= LAYER) taps.resize(LAYER + 1);
+  for (unsigned i = 0; i < words; i++) {
+    const ap_uint<BITS> word = s.read();
+    for (unsigned lo = 0; lo < BITS; lo += 8) {
+      const unsigned hi = lo + 7 < BITS ? lo + 7 : BITS - 1;
+      taps[LAYER].push_back((unsigned char)word(hi, lo).to_uint());
+    }
+    s.write(word);
+  }
+}
+#endif  // BNNFLOW_LAYER_TAPS
 
 }  // namespace bnn
 

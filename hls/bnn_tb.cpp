@@ -7,6 +7,9 @@
  *   load PARAMS          a load-mode run on the parameter stream in PARAMS
  *   infer IN GOLDEN OUT  an infer-mode run on the images in IN; every output beat is
  *                        compared with GOLDEN; the beats computed go to OUT ('-': nowhere)
+ *                        and, when built with BNNFLOW_LAYER_TAPS (bnnflow.hlsflow's C
+ *                        simulation), layer k's output words to OUT.layer<k>
+ *                        (ceil(PE*OUT_BITS/8) little-endian bytes per word)
  * The steps run in order on one instance, so `infer A load B infer B load A infer A`
  * checks a runtime reload and the way back.
  *
@@ -339,6 +342,9 @@ bool infer_step(hls::stream<InBeat> &in, hls::stream<OutBeat> &out, const std::s
     if (ends_with_tlast(v, n)) beats[size_t(v + 1) * kInBeatsPerImage - 1].last = 1;
   push(in, beats);
   const unsigned before = tally.mismatches + tally.tlast_errors + tally.format_errors;
+#ifdef BNNFLOW_LAYER_TAPS
+  bnn::layer_taps().clear();  // only this run's words (the format checks above ran the network too)
+#endif
   const unsigned status = run(in, out, n, kModeInfer);
   bool short_output = false;
   const Bytes computed = collect(out, n, short_output);
@@ -362,6 +368,18 @@ bool infer_step(hls::stream<InBeat> &in, hls::stream<OutBeat> &out, const std::s
       std::cerr << "bnn_tb: cannot write " << out_path << "\n";
       return false;
     }
+#ifdef BNNFLOW_LAYER_TAPS
+    const std::vector<std::vector<unsigned char> > &taps = bnn::layer_taps();
+    for (size_t k = 0; k < taps.size(); k++) {
+      const std::string path = out_path + ".layer" + std::to_string(k);
+      std::ofstream t(path.c_str(), std::ios::binary);
+      t.write(reinterpret_cast<const char *>(taps[k].data()), taps[k].size());
+      if (!t) {
+        std::cerr << "bnn_tb: cannot write " << path << "\n";
+        return false;
+      }
+    }
+#endif
   }
   tally.images += n;
   tally.steps++;

@@ -1,9 +1,10 @@
 """bnnflow.model: PyTorch quantizers, quantized layers, optimizers and networks for training.
 
 The five classic methods (BinaryConnect, BNN, XNOR-Net, DoReFa-Net, WAGE) plus
-a float baseline; see docs/TRAINING.md. ``BNNMLP`` exposes
-``deployment_layers()`` so ``bnnflow.export`` can fold it into the integer
-artifact the hardware runs.
+a float baseline; see docs/TRAINING.md. Every network exposes
+``deployment_chain()`` (its flat module chain), from which
+:mod:`bnnflow.model.deploy` builds the integer layers the hardware runs and
+the quantized torch reference they are verified against (docs/DEPLOY.md).
 
 Everything here is PyTorch: without torch (the ``train`` extra, e.g. on a
 PYNQ board) importing this package raises one clear

@@ -1,16 +1,19 @@
 """Networks that the flow trains and deploys.
 
 - :class:`BNNMLP`: the BNN multilayer perceptron the hardware runs (``--method bnn``
-  with ``--hidden``); it has ``trace()``, ``scores()`` and ``deployment_layers()``.
+  with ``--hidden``); it has ``trace()`` and ``scores()``.
 - :class:`QuantNet`: every other method/architecture, MLP or conv net from an
-  ``--arch`` spec such as ``64C3-64C3-MP2-128C3-MP2-FC256``. No hardware mapping yet.
+  ``--arch`` spec such as ``64C3-64C3-MP2-128C3-MP2-FC256``.
+
+Both have ``deployment_chain()``: the input scale and the flat list of modules
+that :mod:`bnnflow.model.deploy` turns into integer layers (MLPs only; conv nets
+are a later issue).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,16 +22,7 @@ import torch.nn as nn
 from .layers import BinaryLinear
 from .methods import build_blocks, resolve_config
 from .norm import batchnorm
-from .quantizers import BinaryConnectQuantizer, ste_sign
-
-
-@dataclass
-class DeployLayer:
-    """What the exporter needs from one matrix-vector layer of a trained model."""
-
-    kind: str                      # artifact layer kind (int_threshold, xnor_threshold, xnor_score)
-    linear: nn.Module              # has quantized_weight() -> (MH, MW) +-1 tensor
-    bn: nn.BatchNorm1d | None      # folded into thresholds; None for the score layer
+from .quantizers import BinaryConnectQuantizer, Identity, SignQuantizer, ste_sign
 
 
 class BNNMLP(nn.Module):
@@ -75,12 +69,12 @@ class BNNMLP(nn.Module):
         """Logits for the loss: scores times a positive temperature (argmax unchanged)."""
         return self.scores(x) * self.log_temperature.exp()
 
-    def deployment_layers(self) -> list[DeployLayer]:
-        layers = [DeployLayer("int_threshold" if i == 0 else "xnor_threshold", linear,
-                              bn.equivalent_batchnorm() if hasattr(bn, "equivalent_batchnorm") else bn)
-                  for i, (linear, bn) in enumerate(zip(self.linears, self.bns))]
-        layers.append(DeployLayer("xnor_score", self.head, None))
-        return layers
+    def deployment_chain(self) -> tuple[float, list[nn.Module]]:
+        """(input scale 1: integer pixels, [linear, bn, sign, ..., head]): what :func:`~.deploy.deploy` folds."""
+        chain: list[nn.Module] = []
+        for linear, bn in zip(self.linears, self.bns):
+            chain += [linear, bn, SignQuantizer()]
+        return 1.0, chain + [self.head]
 
 
 _TOKEN = re.compile(r"^(?:(?P<cout>\d+)C(?P<k>\d+)(?P<valid>V?)|MP(?P<pool>\d+)|FC(?P<fc>\d+))$", re.IGNORECASE)
@@ -169,9 +163,23 @@ class QuantNet(nn.Module):
             x = x.reshape(x.shape[0], *self.image_shape)
         return self.body(x)
 
-    def deployment_layers(self):
-        raise ValueError(f"--method {self.method} with arch {self.arch!r} has no hardware mapping yet: "
-                         f"only --method bnn with an MLP (--hidden, no --arch) exports")
+    def deployment_chain(self) -> tuple[float, list[nn.Module]]:
+        """(input scale, the body's modules with each layer's input quantizer in front of the layer).
+
+        A layer's input quantizer (XNOR-Net's sign) acts on the previous block's
+        output, so it belongs to that block's level function. Conv nets have no
+        hardware mapping yet (a later issue).
+        """
+        if self.image_shape is not None:
+            raise ValueError(f"--method {self.method} with arch {self.arch!r} has no hardware mapping yet: "
+                             f"convolutional nets are a later issue; only MLPs (--hidden, no --arch) export")
+        chain: list[nn.Module] = []
+        for m in self.body:
+            q = getattr(m, "input_quant", None)
+            if isinstance(m, nn.Linear) and q is not None and not isinstance(q, Identity):
+                chain.append(q)
+            chain.append(m)
+        return self.input_scale, chain
 
 
 def set_eval_weights(model: nn.Module, mode: str) -> None:

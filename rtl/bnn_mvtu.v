@@ -1,11 +1,15 @@
 // bnn_mvtu: folded matrix-vector(-threshold) unit of one bnnflow layer.
 //
 // Computes, for every input vector of MW (padded) elements, MH outputs:
-//   XNOR = 1 (xnor_* layers):   acc[n] = popcount(XNOR(a, w[n]))
-//   XNOR = 0 (int_threshold):   acc[n] = sum_i x[i] * (w[n][i] ? +1 : -1), x unsigned
-//   THRESHOLD = 1:              out[n] = (acc[n] >= T[n])               (1 bit)
-//   THRESHOLD = 0 and XNOR = 1: out[n] = 2*acc[n] - REAL_MW              (signed score)
-//   THRESHOLD = 0 and XNOR = 0: out[n] = acc[n]                          (signed sum)
+//   XNOR = 1 (xnor_* layers):   acc[n] = popcount(XNOR(a, w[n]))  (1-bit inputs, 1-bit sym weights)
+//   XNOR = 0 (int_* layers):    acc[n] = sum_i x[i] * w[n][i], x unsigned INPUT_BITS, w[n][i] the
+//                               value of a WEIGHT_BITS-bit code (WEIGHT_SIGNED = 0: sym,
+//                               2q - (2^K-1); 1: narrow two's complement), see bnn_simd_dot
+//   THRESHOLD = 1:              out[n] = #{t : acc[n] >= T[n][t]}, t < N_THRESHOLDS (unsigned,
+//                               OUTPUT_BITS = bit_length(N_THRESHOLDS))
+//   THRESHOLD = 0 (score):      dot[n] = 2*acc[n] - REAL_MW (XNOR = 1) or acc[n] (XNOR = 0);
+//                               out[n] = mul[n]*dot[n] + add[n] if AFFINE_BITS > 0, else dot[n]
+//                               (signed, OUTPUT_BITS wide)
 // exactly as docs/ARTIFACT.md and bnnflow/golden.py define them.
 //
 // Folding: PE rows x SIMD lanes, NF = MH/PE neuron folds, SF = MW/SIMD synapse
@@ -27,15 +31,21 @@
 //
 // Memories (docs/ARTIFACT.md "RTL memory files"); $readmemh gives their
 // power-on contents:
-//   WEIGHT_FILE:    NF*SF words of PE*SIMD bits, PE p at bits [p*SIMD +: SIMD],
-//                   address nf*SF + sf.
-//   THRESHOLD_FILE: NF words of PE*THRESHOLD_BITS bits, PE p at bits
-//                   [p*THRESHOLD_BITS +: THRESHOLD_BITS] (no memory if THRESHOLD = 0).
+//   WEIGHT_FILE:    NF*SF words of PE*SIMD*K bits (K = WEIGHT_BITS), PE p lane j
+//                   at bits [(p*SIMD + j)*K +: K], address nf*SF + sf.
+//   THRESHOLD_FILE: the neuron parameter memory, NF words (address nf) of PARAM_W
+//                   bits (TB = THRESHOLD_BITS, N = N_THRESHOLDS, AB = AFFINE_BITS):
+//                     THRESHOLD = 1:                    PE*N*TB bits, threshold t of PE p
+//                                                       at [(p*N + t)*TB +: TB];
+//                     THRESHOLD = 0 and AFFINE_BITS > 0: PE*2*AB bits, mul of PE p at
+//                                                       [(p*2)*AB +: AB], add at [(p*2+1)*AB +: AB];
+//                     THRESHOLD = 0 and AFFINE_BITS = 0: no memory (the file is not read).
+//                   All fields two's complement.
 //
-// Parameter write port (run-time weights and thresholds, docs/ACCEL.md): on a
-// clock edge with cfg_weight_we high, weight word cfg_addr becomes
-// cfg_wdata[PE*SIMD-1:0]; with cfg_threshold_we high, threshold word cfg_addr
-// (< NF) becomes cfg_wdata[PE*THRESHOLD_BITS-1:0]. Bits of cfg_addr and
+// Parameter write port (run-time parameters, docs/ACCEL.md): on a clock edge
+// with cfg_weight_we high, weight word cfg_addr becomes
+// cfg_wdata[PE*SIMD*K-1:0]; with cfg_threshold_we high, neuron parameter word
+// cfg_addr (< NF) becomes cfg_wdata[PARAM_W-1:0]. Bits of cfg_addr and
 // cfg_wdata above those are ignored (a network top drives one bus, as wide as
 // its widest memory, to every layer). Contract: write only while the unit is
 // idle -- no vector in flight, which a run controller guarantees by loading
@@ -55,19 +65,26 @@ module bnn_mvtu #(
     parameter PE             = 4,      // neurons computed in parallel
     parameter SIMD           = 8,      // input lanes per PE and cycle
     parameter INPUT_BITS     = 1,      // bits per unsigned input element (1 for XNOR)
-    parameter XNOR           = 1,      // 1: XNOR-popcount lanes, 0: unsigned integer x +-1 weight
-    parameter THRESHOLD      = 1,      // 1: threshold output (1 bit), 0: score output
+    parameter XNOR           = 1,      // 1: XNOR-popcount lanes, 0: unsigned integer x weight value
+    parameter WEIGHT_BITS    = 1,      // K: bits per weight code, 1..8 (1 for XNOR)
+    parameter WEIGHT_SIGNED  = 0,      // 0: sym codes, 1: narrow two's complement codes (K >= 2)
+    parameter THRESHOLD      = 1,      // 1: threshold output, 0: score output
+    parameter N_THRESHOLDS   = 1,      // thresholds per neuron, 1..255 (ignored if THRESHOLD = 0)
+    parameter AFFINE_BITS    = 0,      // score layers: width of mul and add, 0 = no affine (THRESHOLD = 0 only)
     parameter ACC_BITS       = 7,      // accumulator width from the manifest (one sign bit is added)
     parameter THRESHOLD_BITS = 8,      // two's-complement threshold width (ignored if THRESHOLD = 0)
-    parameter OUTPUT_BITS    = 1,      // bits per output element (1 for threshold layers)
-    parameter REAL_MW        = MW,     // unpadded input count, for score = 2*popcount - REAL_MW
+    parameter OUTPUT_BITS    = 1,      // bits per output element (bit_length(N_THRESHOLDS) for thresholds)
+    parameter REAL_MW        = MW,     // unpadded input count, for dot = 2*popcount - REAL_MW
     parameter WEIGHT_FILE    = "weights.mem",     // $readmemh file of the weights
-    parameter THRESHOLD_FILE = "thresholds.mem",  // $readmemh file of the thresholds
+    parameter THRESHOLD_FILE = "thresholds.mem",  // $readmemh file of the neuron parameters
     parameter FIFO_DEPTH     = 8,      // output FIFO words, a power of two >= 4 (II = 1 needs >= 4)
     // width of cfg_addr: >= $clog2(NF*SF) (the default)
     parameter CFG_ADDR_BITS  = ((MH / PE) * (MW / SIMD) > 1) ? $clog2((MH / PE) * (MW / SIMD)) : 1,
-    // width of cfg_wdata: >= PE*SIMD and >= PE*THRESHOLD_BITS (the default is the larger)
-    parameter CFG_BITS       = (SIMD > THRESHOLD_BITS) ? PE * SIMD : PE * THRESHOLD_BITS
+    // width of cfg_wdata: >= PE*SIMD*K and >= the neuron parameter word (the default is the larger)
+    parameter CFG_BITS       = (SIMD * WEIGHT_BITS >
+                                ((THRESHOLD != 0) ? N_THRESHOLDS * THRESHOLD_BITS : 2 * AFFINE_BITS))
+                               ? PE * SIMD * WEIGHT_BITS
+                               : PE * ((THRESHOLD != 0) ? N_THRESHOLDS * THRESHOLD_BITS : 2 * AFFINE_BITS)
 ) (
     input  wire                        clk,
     input  wire                        rst,
@@ -87,7 +104,7 @@ module bnn_mvtu #(
     // parameter write port (only while idle; see the header)
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire                        cfg_weight_we,
-    input  wire                        cfg_threshold_we,   // ignored if THRESHOLD = 0
+    input  wire                        cfg_threshold_we,   // ignored without a neuron parameter memory
     input  wire [CFG_ADDR_BITS-1:0]    cfg_addr,
     input  wire [CFG_BITS-1:0]         cfg_wdata
     /* verilator lint_on UNUSEDSIGNAL */
@@ -101,10 +118,23 @@ module bnn_mvtu #(
     localparam SF_CW    = (SF > 1) ? $clog2(SF) : 1;
     localparam NF_CW    = (NF > 1) ? $clog2(NF) : 1;
     localparam AW       = (DEPTH > 1) ? $clog2(DEPTH) : 1;
-    localparam LANE_MAX = (XNOR != 0) ? 1 : (1 << INPUT_BITS) - 1;
+    localparam W_BITS   = PE * SIMD * WEIGHT_BITS;             // weight memory word
+    // largest |weight value|: 2^K - 1 (sym; 1 for K = 1 and XNOR), 2^(K-1) - 1 (int)
+    localparam WMAX     = (WEIGHT_SIGNED != 0) ? (1 << (WEIGHT_BITS - 1)) - 1 : (1 << WEIGHT_BITS) - 1;
+    // largest |lane product|: 1 (XNOR match), (2^INPUT_BITS - 1) * WMAX
+    localparam LANE_MAX = (XNOR != 0) ? 1 : ((1 << INPUT_BITS) - 1) * WMAX;
+    // per-cycle SIMD partial: |dot| <= SIMD * LANE_MAX, plus a sign bit
     localparam DOT_BITS = $clog2(SIMD * LANE_MAX + 1) + 1;
+    // accumulator: ACC_BITS (manifest) bounds the whole sum; one extra sign bit (xnor's is unsigned)
     localparam ACC_W    = ((ACC_BITS > DOT_BITS) ? ACC_BITS : DOT_BITS) + 1;
     localparam TB       = (THRESHOLD_BITS > 0) ? THRESHOLD_BITS : 1;
+    localparam AB       = (AFFINE_BITS > 0) ? AFFINE_BITS : 1;
+    // neuron parameter memory: thresholds, or (mul, add) pairs of an affine score layer
+    localparam HAS_PMEM = (THRESHOLD != 0) || (AFFINE_BITS > 0);
+    localparam PARAM_PE = (THRESHOLD != 0) ? N_THRESHOLDS * TB : 2 * AB;   // bits per PE
+    localparam PARAM_W  = PE * PARAM_PE;
+    // threshold count width: bit_length(N_THRESHOLDS) (0..N)
+    localparam CNT_BITS = $clog2(N_THRESHOLDS + 1);
     localparam FIFO_AW  = $clog2(FIFO_DEPTH);
 
     localparam SF_LAST_I = SF - 1;
@@ -185,8 +215,8 @@ module bnn_mvtu #(
     // ------------------------------------------------------------------
     // Stage 1: weight read (synchronous ROM), input word, beat flags
     // ------------------------------------------------------------------
-    reg  [PE*SIMD-1:0] wmem [0:DEPTH-1];
-    reg  [PE*SIMD-1:0] w1_q;
+    reg  [W_BITS-1:0]  wmem [0:DEPTH-1];
+    reg  [W_BITS-1:0]  w1_q;
     reg  [IN_W-1:0]    x1_q;
     reg                v1_q, first1_q, last1_q, tlast1_q;
 
@@ -195,7 +225,7 @@ module bnn_mvtu #(
     // one write port (parameter loads), one synchronous read port
     always @(posedge clk) begin
         if (cfg_weight_we)
-            wmem[cfg_addr[AW-1:0]] <= cfg_wdata[PE*SIMD-1:0];
+            wmem[cfg_addr[AW-1:0]] <= cfg_wdata[W_BITS-1:0];
         w1_q <= wmem[addr_q];
     end
 
@@ -212,12 +242,12 @@ module bnn_mvtu #(
 
     // ------------------------------------------------------------------
     // Stage 2: per-PE SIMD dot products (registered)
-    // Stage 3: per-PE accumulators; threshold read for the neuron fold
+    // Stage 3: per-PE accumulators; neuron parameter read for the neuron fold
     // ------------------------------------------------------------------
     reg                v2_q, first2_q, last2_q, tlast2_q;
     reg                v3_q, tlast3_q;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [PE*TB-1:0]   thr3;         // thresholds of the neuron fold in stage 3 (unused for scores)
+    wire [PARAM_W-1:0] par3;         // neuron parameters of the fold in stage 3 (unused by plain scores)
     /* verilator lint_on UNUSEDSIGNAL */
     wire [OUT_W-1:0]   y_word;
 
@@ -236,21 +266,21 @@ module bnn_mvtu #(
     end
 
     generate
-        if (THRESHOLD != 0) begin : g_tmem
-            reg [PE*TB-1:0] tmem [0:NF-1];
-            reg [PE*TB-1:0] thr3_q;
-            reg [NF_CW-1:0] nf1_q, nf2_q;   // neuron fold of the beats in stages 1 and 2
+        if (HAS_PMEM) begin : g_tmem
+            reg [PARAM_W-1:0] tmem [0:NF-1];
+            reg [PARAM_W-1:0] par3_q;
+            reg [NF_CW-1:0]   nf1_q, nf2_q;   // neuron fold of the beats in stages 1 and 2
             initial $readmemh(THRESHOLD_FILE, tmem);
             always @(posedge clk) begin
                 if (cfg_threshold_we)
-                    tmem[cfg_addr[NF_CW-1:0]] <= cfg_wdata[PE*TB-1:0];
+                    tmem[cfg_addr[NF_CW-1:0]] <= cfg_wdata[PARAM_W-1:0];
                 nf1_q  <= nf_q;
                 nf2_q  <= nf1_q;
-                thr3_q <= tmem[nf2_q];
+                par3_q <= tmem[nf2_q];
             end
-            assign thr3 = thr3_q;
+            assign par3 = par3_q;
         end else begin : g_no_tmem
-            assign thr3 = {(PE*TB){1'b0}};
+            assign par3 = {PARAM_W{1'b0}};
         end
     endgenerate
 
@@ -262,13 +292,15 @@ module bnn_mvtu #(
             reg  [ACC_W-1:0]    acc3_q;
 
             bnn_simd_dot #(
-                .SIMD       (SIMD),
-                .INPUT_BITS (INPUT_BITS),
-                .XNOR       (XNOR),
-                .DOT_BITS   (DOT_BITS)
+                .SIMD          (SIMD),
+                .INPUT_BITS    (INPUT_BITS),
+                .XNOR          (XNOR),
+                .WEIGHT_BITS   (WEIGHT_BITS),
+                .WEIGHT_SIGNED (WEIGHT_SIGNED),
+                .DOT_BITS      (DOT_BITS)
             ) u_dot (
                 .x   (x1_q),
-                .w   (w1_q[p*SIMD +: SIMD]),
+                .w   (w1_q[p*SIMD*WEIGHT_BITS +: SIMD*WEIGHT_BITS]),
                 .dot (dot)
             );
 
@@ -282,22 +314,45 @@ module bnn_mvtu #(
             if (THRESHOLD != 0) begin : g_thr
                 bnn_threshold #(
                     .ACC_W          (ACC_W),
-                    .THRESHOLD_BITS (TB)
+                    .THRESHOLD_BITS (TB),
+                    .N_THRESHOLDS   (N_THRESHOLDS),
+                    .OUT_BITS       (CNT_BITS)
                 ) u_thr (
                     .acc (acc3_q),
-                    .thr (thr3[p*TB +: TB]),
-                    .y   (y_word[p*OUTPUT_BITS])
+                    .thr (par3[p*PARAM_PE +: PARAM_PE]),
+                    .y   (y_word[p*OUTPUT_BITS +: CNT_BITS])
                 );
-                if (OUTPUT_BITS > 1) begin : g_pad
-                    assign y_word[p*OUTPUT_BITS+1 +: OUTPUT_BITS-1] = {(OUTPUT_BITS-1){1'b0}};
+                if (OUTPUT_BITS > CNT_BITS) begin : g_pad
+                    assign y_word[p*OUTPUT_BITS+CNT_BITS +: OUTPUT_BITS-CNT_BITS] = {(OUTPUT_BITS-CNT_BITS){1'b0}};
                 end
             end else begin : g_score
                 localparam [ACC_W:0] RMW = REAL_MW[ACC_W:0];
                 wire [ACC_W:0] acc_x = {acc3_q[ACC_W-1], acc3_q};
+                // dot = 2*acc - REAL_MW (XNOR) or acc: |dot| <= MW*LANE_MAX, which ACC_W + 1 bits hold
                 /* verilator lint_off UNUSEDSIGNAL */
-                wire [ACC_W:0] score = (XNOR != 0) ? {acc3_q, 1'b0} - RMW : acc_x;
+                wire [ACC_W:0] dot3 = (XNOR != 0) ? {acc3_q, 1'b0} - RMW : acc_x;
                 /* verilator lint_on UNUSEDSIGNAL */
-                assign y_word[p*OUTPUT_BITS +: OUTPUT_BITS] = score[OUTPUT_BITS-1:0];
+                if (AFFINE_BITS > 0) begin : g_affine
+                    // score = mul*dot + add, one AB x (ACC_W+1) signed multiplier per PE:
+                    // |mul*dot| <= 2^(AB-1) * 2^ACC_W, which PROD_BITS = AB + ACC_W + 1 bits hold.
+                    // The sum is formed on SC_BITS (wider than the product and than OUTPUT_BITS);
+                    // the manifest's OUTPUT_BITS holds its worst case 2^(mul_bits-1)*|dot| + 2^(AB-1)
+                    // (mul_bits <= AB bounds every mul; the reader refuses others), so keeping the low
+                    // OUTPUT_BITS bits is exact.
+                    localparam PROD_BITS = AB + ACC_W + 1;
+                    localparam SC_BITS   = ((PROD_BITS > OUTPUT_BITS) ? PROD_BITS : OUTPUT_BITS) + 1;
+                    wire signed [AB-1:0]        mul_s = par3[(p*2)*AB +: AB];
+                    wire signed [AB-1:0]        add_s = par3[(p*2+1)*AB +: AB];
+                    wire signed [ACC_W:0]       dot_s = dot3;
+                    wire signed [PROD_BITS-1:0] prod  = mul_s * dot_s;
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire        [SC_BITS-1:0]   score = {{(SC_BITS-PROD_BITS){prod[PROD_BITS-1]}}, prod}
+                                                      + {{(SC_BITS-AB){add_s[AB-1]}}, add_s};
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    assign y_word[p*OUTPUT_BITS +: OUTPUT_BITS] = score[OUTPUT_BITS-1:0];
+                end else begin : g_plain
+                    assign y_word[p*OUTPUT_BITS +: OUTPUT_BITS] = dot3[OUTPUT_BITS-1:0];
+                end
             end
         end
     endgenerate

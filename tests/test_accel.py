@@ -114,7 +114,7 @@ def test_version_1_export_is_told_to_re_export(tmp_path):
     root = tmp_path / "a"
     testing.random_artifact(root, seed=6, generate=())
     _edit(root, lambda m: m.update(format_version=1))
-    with pytest.raises(art.ArtifactError, match="reads version 2 .*older than this bnnflow: run `bnnflow export` again"):
+    with pytest.raises(art.ArtifactError, match="reads version 3 .*older than this bnnflow: run `bnnflow export` again"):
         art.load(root)
 
 
@@ -147,7 +147,7 @@ def test_decode_param_stream_inverts_param_stream(tmp_path, seed, features, hidd
     view = accel.loaded_artifact(built, accel.param_stream(other))
     assert view.root == built.root and view.signature == built.signature
     for k in range(len(other.layers)):
-        np.testing.assert_array_equal(view.weight_bits(k), other.weight_bits(k))
+        np.testing.assert_array_equal(view.weight_codes(k), other.weight_codes(k))
         t, expected = view.thresholds(k), other.thresholds(k)
         assert (t is None and expected is None) or np.array_equal(t, expected)
     images = np.random.default_rng(seed).integers(0, 1 << bits, size=(30, features), dtype=np.uint8)
@@ -170,9 +170,9 @@ def test_with_parameters_checks_shapes(tmp_path):
     folded = [a.folded_thresholds(k) for k in range(3)]
     with pytest.raises(ValueError, match=r"layer 1: weight lanes of shape \(16, 2, 32\), expected \(16, 4, 32\)"):
         accel.with_parameters(a, [lanes[0], lanes[1][:, :2], lanes[2]], folded)
-    with pytest.raises(ValueError, match=r"layer 2: thresholds of shape \(10, 1\), expected None"):
+    with pytest.raises(ValueError, match=r"layer 2: neuron parameters of shape \(10, 1\), expected None"):
         accel.with_parameters(a, lanes, [folded[0], folded[1], np.zeros((10, 1), np.int64)])
-    with pytest.raises(ValueError, match="2 weight and 3 threshold arrays for 3 layers"):
+    with pytest.raises(ValueError, match="2 weight and 3 neuron-parameter arrays for 3 layers"):
         accel.with_parameters(a, lanes[:2], folded)
     view = accel.with_parameters(a, lanes, folded)
     lanes[0][0, 0, 0] ^= 1

@@ -6,6 +6,9 @@ yosys except ``test_model_matches_yosys_on_one_layer``, which synthesizes one sm
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import json
 import shutil
 
@@ -37,9 +40,17 @@ def test_table_is_current_and_the_memory_rule_matches_yosys():
     err = costs.errors(table)
     assert err["memory"]["mismatches"] == [] and err["memory"]["points"] == len(costs.MEMORY_GRID)
     assert len(table["points"]["mvtu"]) == len(costs.MVTU_GRID)
-    # the fitted logic reproduces its own points within these bounds (printed by `python -m bnnflow.costs --check`)
-    assert err["mvtu.lut"]["max_abs"] < 0.25 and err["mvtu.lut"]["mean_abs"] < 0.12, err
-    assert err["mvtu.ff"]["max_abs"] < 0.35, err
+    # the fitted logic reproduces its own points within these bounds (printed by `python -m bnnflow.costs --check`);
+    # the worst points (about 40%) are layers whose multipliers yosys puts on DSP slices, which also absorb
+    # registers and part of the adder tree
+    assert err["mvtu.lut"]["max_abs"] < 0.45 and err["mvtu.lut"]["mean_abs"] < 0.12, err
+    assert err["mvtu.ff"]["max_abs"] < 0.45 and err["mvtu.ff"]["mean_abs"] < 0.12, err
+    # DSP slices are counted, not fitted: the rule (costs.dsp_slices) gives yosys's count at every point
+    model = costs.load_model()
+    for p in table["points"]["mvtu"]:
+        shape = costs.LayerShape(p["kind"], p["mw"], p["mh"], p["pe"], p["simd"], p["input_bits"],
+                                 **p.get("widths", {}))
+        assert model.layer(shape).dsp == costs.cells_to_resources(p["cells"]).dsp, p
 
 
 @pytest.mark.parametrize("depth,width,cells", [
@@ -106,6 +117,25 @@ def test_fold_max_lut_respects_budget_and_balances(max_lut):
     if faster:
         with pytest.raises(FoldError, match="the cheapest such folding needs about"):
             fold(DIGITS, XC7Z020, 100.0, target_fps=100e6 / faster[-1], budget=r.budget)
+
+
+#: DoReFa/XNOR-Net-like: a real (8-bit int weights) first layer on 8-bit pixels, whose lanes are DSP multipliers.
+INT8_FIRST = [LayerKind(art.INT_THRESHOLD, 784, 256, 8, weight_bits=8, weight_encoding="int", n_thresholds=3),
+              LayerKind(art.INT_THRESHOLD, 256, 256, 2, n_thresholds=3),
+              LayerKind(art.INT_SCORE, 256, 10, 2, weight_bits=8, weight_encoding="int", affine_bits=12, mul_bits=2)]
+
+
+def test_fold_respects_the_dsp_budget():
+    """Multiply lanes cost DSP slices (exact count): fold stays within the device's DSPs, or says DSP is short."""
+    r = fold(INT8_FIRST, XC7Z020, 100.0)
+    specs = [l.shape(f.pe, f.simd).spec(k) for k, (l, f) in enumerate(zip(INT8_FIRST, r.folding))]
+    lanes = specs[0].pe * specs[0].simd + specs[2].pe * specs[2].simd
+    assert 0 < r.estimate.dsp == lanes + specs[2].pe <= XC7Z020.dsp     # 9x8 lanes: 1 slice each; affine: 1 per PE
+    unlimited = fold(INT8_FIRST, XC7Z020, 100.0, budget=dataclasses.replace(r.budget, dsp=math.inf))
+    assert unlimited.estimate.dsp > XC7Z020.dsp and unlimited.cycles_per_image < r.cycles_per_image
+    with pytest.raises(FoldError, match=r"DSP, the budget is 100"):
+        fold(INT8_FIRST, XC7Z020, 100.0, target_fps=100e6 / unlimited.cycles_per_image,
+             budget=dataclasses.replace(r.budget, dsp=100))
 
 
 def test_more_budget_is_never_slower():
@@ -175,6 +205,24 @@ def test_network_layers_from_run_and_export(tmp_path, digits_run):
         network_layers(bad)
     with pytest.raises(FileNotFoundError, match=r"neither a training run \(config.json\) nor an export"):
         network_layers(tmp_path)
+
+
+def test_network_layers_of_other_methods_come_from_their_export(tmp_path, capsys):
+    """A DoReFa run's widths are set at export: fold asks for the export first, then reads it (all widths)."""
+    from bnnflow.export import export_run
+
+    run = tmp_path / "dorefa"
+    assert run_cli(capsys, "train", "--method", "dorefa", "--hidden", "16,16", "--epochs", "1", "--out", run,
+                   "--quiet")[0] == 0
+    with pytest.raises(ValueError, match=r"the layer widths of a --method dorefa net are set when it is exported .* "
+                                         r"run `bnnflow export .*dorefa` first"):
+        network_layers(run)
+    a = export_run(run, generate=())
+    layers, what = network_layers(run)
+    assert what == f"run {run} (layers of its export)"
+    assert layers == [LayerKind.of(spec) for spec in a.layers]
+    assert [(l.weight_bits, l.weight_encoding, l.n_thresholds) for l in layers] == [(8, "int", 3), (1, "sym", 3),
+                                                                                   (8, "int", 0)]
 
 
 # -- the command -------------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def random_folding(rng: np.random.Generator, layers: list[LayerData]) -> list[La
     """Any PE dividing MH and any SIMD up to MW (so odd SIMDs pad the input)."""
     out = []
     for layer in layers:
-        mh, mw = layer.weight_bits.shape
+        mh, mw = layer.weights.shape
         pes = [d for d in range(1, mh + 1) if mh % d == 0]
         out.append(LayerFolding(pe=int(rng.choice(pes)), simd=int(rng.integers(1, mw + 1))))
     return out
@@ -256,6 +256,6 @@ def test_loaded_parameters_with_zero_padding_and_wide_thresholds(tmp_path):
     assert model.layer_packing == [2, 2, 2]   # layer 1's bound is the threshold, 2^30; its pairs need 12 * 33
     fast = check_model(model, edge_images(np.random.default_rng(4), 20, 3))
     # layer 2 (9 inputs padded to 12): each of the 3 padded lanes, input 0 and weight 0, is one more match
-    w = view.weight_bits(2).astype(np.int64)
+    w = view.weight_codes(2).astype(np.int64)
     a1 = fast.outputs[1]
     np.testing.assert_array_equal(fast.accumulators[2], a1 @ w.T + (1 - a1) @ (1 - w).T + 3)

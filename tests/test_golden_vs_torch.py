@@ -1,4 +1,5 @@
-"""The golden model (reading only the artifact) equals the torch model bit for bit."""
+"""The golden model (reading only the artifact) equals the torch model bit for bit (BNN MLPs; every
+other method is in tests/test_deploy.py)."""
 
 import numpy as np
 import pytest
@@ -6,8 +7,9 @@ import torch
 
 from bnnflow import artifact as art
 from bnnflow.cli import main
-from bnnflow.export import binary_input_as_xnor, export_run, fold_batchnorm_sign
+from bnnflow.export import binary_input_as_xnor, deployed_network, export_run
 from bnnflow.golden import GoldenModel
+from bnnflow.model.deploy import search_thresholds
 from bnnflow.model.train import load_run
 from bnnflow.writer import LayerData, read_vectors
 
@@ -18,14 +20,27 @@ def torch_sums(model, images):
 
 
 def assert_golden_equals_torch(model, artifact, images):
+    """Golden == the deployed reference (dots, codes, scores) == the BNN's own forward pass (sums, signs, scores).
+
+    The reference's dots are in the engine's orientation (a negated neuron's sign is -1); times the sign they
+    are the model's pre-BatchNorm sums. The golden accumulator is the dot (int layers), (dot + MW) / 2
+    (XNOR layers) or dot + #(-1 weights) (0/1 pixels on the XNOR lanes).
+    """
+    net = deployed_network(model, {"input_bits": artifact.input_bits})
+    ref = net.trace(images)
     golden = GoldenModel(artifact).trace(images)
     sums = torch_sums(model, images)
-    for layer, spec, acc, s in zip(model.deployment_layers(), artifact.layers, golden.accumulators, sums):
-        flip = np.where(layer.bn.weight.detach().numpy() < 0, -1, 1) if layer.bn is not None else 1
-        expected = s * flip
-        if spec.kind != art.INT_THRESHOLD:      # popcount domain: s = 2p - MW
-            expected = (expected + spec.in_features) // 2
+    for k, (layer, spec, acc, s) in enumerate(zip(net.layers, artifact.layers, golden.accumulators, sums)):
+        dots = ref.dots[k]
+        assert np.array_equal(dots * layer.sign.numpy(), s), f"layer {k}: reference dots differ from torch"
+        if spec.kind.startswith("int"):
+            expected = dots
+        elif layer.mac == "xnor":
+            expected = (dots + spec.in_features) // 2
+        else:
+            expected = dots + (layer.weights.numpy() < 0).sum(1)
         assert np.array_equal(acc, expected), f"layer {spec.index} accumulators differ"
+        assert np.array_equal(golden.outputs[k], ref.outputs[k]), f"layer {k} outputs differ"
     assert np.array_equal(golden.scores, sums[-1])
     with torch.no_grad():
         torch_pred = model(torch.from_numpy(images.astype(np.float32))).argmax(1).numpy()
@@ -71,8 +86,8 @@ def test_negative_and_zero_gamma_fold_exactly(digits_run, tmp_path):
     assert_golden_equals_torch(model, artifact, images)
 
 
-def test_threshold_fold_exhaustive_against_torch():
-    """For every integer sum in range, threshold compare == torch's sign(bn(s))."""
+def test_threshold_search_exhaustive_against_torch_sign_batchnorm():
+    """For every integer sum in range, the searched threshold compare == torch's sign(bn(s))."""
     torch.manual_seed(0)
     bn = torch.nn.BatchNorm1d(200)
     with torch.no_grad():
@@ -83,12 +98,19 @@ def test_threshold_fold_exhaustive_against_torch():
         bn.running_var.copy_(torch.rand(200) * 50 + 0.01)
     bn.eval()
     lo, hi = -60, 60
-    t, negate = fold_batchnorm_sign(bn, lo, hi)
+
+    def level(d):
+        return (bn(d.float()) >= 0).to(torch.int64)
+
+    t, sign = search_thresholds(level, 200, 1, lo, hi)
     s = torch.arange(lo, hi + 1, dtype=torch.float32)[:, None].repeat(1, 200)
     with torch.no_grad():
         expected = (bn(s) >= 0).numpy()
-    s_signed = np.where(negate[None, :], -s.numpy(), s.numpy())
-    assert np.array_equal(s_signed >= t[None, :], expected)
+    s_signed = s.numpy() * sign[None, :]
+    assert np.array_equal(s_signed >= t[None, :, 0], expected)
+    # a neuron is negated exactly when its output falls over the range (gamma < 0 and not constant there)
+    falls = expected[0] & ~expected[-1]
+    assert np.array_equal(sign < 0, falls) and falls.sum() > 20 and (sign[:5] == 1).all()
 
 
 def test_idx_28x28_train_export_verify(idx_dir, tmp_path):
@@ -144,20 +166,7 @@ def test_binary_input_first_layer_exports_as_xnor_and_equals_torch(binary_input_
     images, _, _ = read_vectors(artifact)
     assert images.max() == 1 and images.min() == 0
     _, model = load_run(binary_input_run)
-    golden = GoldenModel(artifact).trace(images)
-    sums = torch_sums(model, images)
-    layer0 = model.deployment_layers()[0]
-    flip = np.where(layer0.bn.weight.detach().numpy() < 0, -1, 1)
-    w = layer0.linear.quantized_weight().detach().numpy() * flip[:, None]
-    assert np.array_equal(golden.accumulators[0], sums[0] * flip + (w < 0).sum(1))
-    for spec, acc, s, layer in zip(artifact.layers[1:], golden.accumulators[1:], sums[1:],
-                                   model.deployment_layers()[1:]):
-        f = np.where(layer.bn.weight.detach().numpy() < 0, -1, 1) if layer.bn is not None else 1
-        assert np.array_equal(acc, (s * f + spec.in_features) // 2), f"layer {spec.index} accumulators differ"
-    assert np.array_equal(golden.scores, sums[-1])
-    with torch.no_grad():
-        torch_pred = model(torch.from_numpy(images.astype(np.float32))).argmax(1).numpy()
-    assert np.array_equal(np.argmax(golden.scores, 1), torch_pred)
+    assert_golden_equals_torch(model, artifact, images)
 
 
 @pytest.mark.parametrize("mw", [1, 7, 64, 200])
@@ -170,7 +179,7 @@ def test_binary_input_as_xnor_is_exact_for_every_threshold(mw):
     w[1] = 1                                                # all -1 and all +1 rows
     t = np.arange(-mw, mw + 2)                              # every threshold in [lo, hi + 1]
     xnor = binary_input_as_xnor(LayerData(art.INT_THRESHOLD, w, t, input_bits=1))
-    assert xnor.kind == art.XNOR_THRESHOLD and np.array_equal(xnor.weight_bits, w)
+    assert xnor.kind == art.XNOR_THRESHOLD and np.array_equal(xnor.weights, w)
     assert xnor.thresholds.min() >= 0 and xnor.thresholds.max() <= mw + 1
     x = rng.integers(0, 2, size=(300, mw), dtype=np.int64)
     x[0], x[1] = 0, 1

@@ -3,9 +3,10 @@
 DMA beats around the engine words (words of several beats, padding),
 runtime parameter loading (another network's parameters in, and back),
 the signature and status registers, and the testbench files of the Vitis
-flows. Four builds in CI (the two beat-format cases, the reload build, and a
-build with the status logic broken on purpose); the reload over more
-foldings is under ``slow``.
+flows. Three builds in CI (the two beat-format cases and the reload build);
+the build with the status logic broken on purpose and the reload over more
+foldings are under ``slow``. tests/test_hls.py reloads every format-v3 network
+it builds as well.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bnnflow.golden import GoldenModel
 from bnnflow.hlsflow import Infer, Load
 from bnnflow.testing import random_artifact
 from bnnflow.writer import read_vectors
+from test_hls import INT_S, Net, _int, _sym, v3_artifact
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,8 +41,11 @@ BEAT_CASES = {
                              folding=[F(8, 32), F(100, 520)]), (64, 1), (1024, 2)),
 }
 
-#: Reload networks: 100 5-bit inputs padded to 128 (padding in the input beats and in the memories).
-RELOAD = dict(input_features=100, hidden=(48, 24), classes=10, input_bits=5, folding=[F(16, 32), F(8, 16), F(5, 16)])
+#: Reload networks: 100 5-bit inputs padded to 128 (padding in the input beats and in the memories); 4-bit int
+#: weights (128-bit weight words) and 3 thresholds per neuron (a grouped threshold memory), 2-bit sym weights,
+#: a plain int score of 1-bit weights.
+RELOAD = Net(100, 5, (dict(mh=48, n_thresholds=3, **_int(4)), dict(mh=24, n_thresholds=1, **_sym(2)),
+                      dict(mh=10, kind=INT_S, **_sym(1))), (F(16, 32), F(8, 16), F(5, 16)))
 
 
 def _header_constant(artifact, name: str) -> int:
@@ -83,8 +88,8 @@ def test_beats_of_wide_words_match_golden(tmp_path, hls_toolchain, name):
 def reload_pair(tmp_path_factory, hls_toolchain):
     """Networks A and B of one hardware signature (same shapes and folding, other weights); A's build."""
     root = tmp_path_factory.mktemp("hls_reload")
-    a = random_artifact(root / "a", seed=11, n_vectors=16, generate=("hls",), **RELOAD)
-    b = random_artifact(root / "b", seed=12, n_vectors=16, generate=("hls",), **RELOAD)
+    a = v3_artifact(root / "a", RELOAD, seed=11, n_vectors=16)
+    b = v3_artifact(root / "b", RELOAD, seed=12, n_vectors=16)
     return a, b, root / "build"
 
 
@@ -103,7 +108,7 @@ def test_runtime_reload_and_back(reload_pair):
     assert result.passed, result.output[-3000:]
     for got, want in zip(result.scores, [golden_a, golden_b, b_on_a, golden_a]):
         np.testing.assert_array_equal(got, want)
-    assert "bnn_tb: network random11: 6 steps, 64 images x 10 classes, mismatches=0 tlast_errors=0 " \
+    assert "bnn_tb: network v3_11: 6 steps, 64 images x 10 classes, mismatches=0 tlast_errors=0 " \
            "format_errors=0 check_errors=0 -> PASS" in result.output
 
     # run_csim's params=: the build of A computes B's golden vectors
@@ -170,7 +175,7 @@ def test_broken_status_logic_fails_the_checks(tmp_path, hls_toolchain, monkeypat
         assert text.count(old) == 1, (name, old)
         (broken / name).write_text(text.replace(old, new))
     monkeypatch.setenv("BNNFLOW_HLS_DIR", str(broken))
-    artifact = random_artifact(tmp_path / "export", seed=11, n_vectors=6, generate=("hls",), **RELOAD)
+    artifact = v3_artifact(tmp_path / "export", RELOAD, seed=11, n_vectors=6)
     images, _, golden = read_vectors(artifact)
     result = hlsflow.run_testbench(artifact, [Load(artifact), Infer(images, golden)], build_dir=tmp_path / "build")
     assert result.returncode == 1 and not result.passed
@@ -224,7 +229,7 @@ def test_tb_files_for_the_vitis_flows(tmp_path, capsys):
 
 def test_header_interface_constants(tmp_path):
     """The header states bnnflow.accel's numbers (no C++ derivation of the signature or the modes)."""
-    artifact = random_artifact(tmp_path / "export", seed=2, n_vectors=2, generate=("hls",), **RELOAD)
+    artifact = v3_artifact(tmp_path / "export", RELOAD, seed=2, n_vectors=2)
     for name, value in (("kSignature", artifact.signature), ("kInterfaceVersion", accel.INTERFACE_VERSION),
                         ("kModeInfer", accel.MODE_INFER), ("kModeLoad", accel.MODE_LOAD),
                         ("kStatusFormatError", accel.STATUS_FORMAT_ERROR),
@@ -234,9 +239,11 @@ def test_header_interface_constants(tmp_path):
                         ("kOutBeatBits", accel.output_stream(artifact).beat_bits)):
         assert _header_constant(artifact, name) == value, name
     text = (artifact.root / hlsgen.HEADER).read_text()
-    # the load path follows accel.param_segments, memory by memory
-    loads = re.findall(r"bnn::load_memory<kInBeatBits, L(\d+)::PE, [^>]*>\(in, L\d+_(weights|thresholds)", text)
+    # the load path follows accel.param_segments, memory by memory (tests/test_hls.py checks each call)
+    loads = re.findall(r"bnn::load_(?:grouped_)?memory<kInBeatBits, L(\d+)::PE, [^>]*>\(in, L\d+_(weights|thresholds)",
+                       text)
     assert [(int(k), m) for k, m in loads] == [(s.layer, s.memory) for s in accel.param_segments(artifact)]
+    assert [s.memory for s in accel.param_segments(artifact)] == ["weights", "thresholds"] * 2 + ["weights"]
     assert text.count(", true, fe, le);") == 1 and text.rstrip().endswith("#endif  // BNNFLOW_PARAMS_H")
     assert "static const ap_uint" not in text   # the memories are writable
 

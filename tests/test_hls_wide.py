@@ -4,21 +4,25 @@ The weight literals of words over 64 bits go through ap_uint's string
 constructor, whose prefix parsing once turned hex words starting "0b" or
 "0d" into other numbers. These tests read the memories back from the
 compiled header (not its text) and compare them with the artifact's bytes,
-over SIMD 1..4096 with every leading-two-hex-digit pattern forced.
+over SIMD 1..4096 with every leading-two-hex-digit pattern forced, and over
+multi-bit weight words (SIMD x weight_bits, up to 4096 bits).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 import pytest
 
+from bnnflow import artifact as art
 from bnnflow import hlsflow, hlsgen
 from bnnflow.folding import FoldingError
 from bnnflow.folding import LayerFolding as F
-from bnnflow.testing import random_artifact, simd_sweep_artifact
-from bnnflow.writer import read_vectors
+from bnnflow.testing import random_artifact, random_stack, simd_sweep_artifact
+from bnnflow.writer import read_vectors, write_artifact
+from test_hls import INT_S, Net, _int, _sym, v3_artifact
 
 #: SIMD 1..4096 (the HLS limit); g++ needs ~40 s for this header, so CI runs it for one seed.
 FULL = (65, 96, 128, 130, 256, 512, 784, 1025, 2048, 4096)
@@ -31,6 +35,15 @@ def _leading_pairs(header: str) -> set[str]:
     return {m[:2] for m in re.findall(r'ap_uint<\d+>\("(?:0x)?([0-9a-f]+)", 16\)', header)}
 
 
+def _compare_read_back(artifact, held):
+    for k, layer in enumerate(artifact.layers):
+        expected = np.fromfile(artifact.path(layer.weights), dtype=np.uint8).reshape(held[k].shape)
+        bad = np.argwhere(held[k] != expected)
+        assert bad.size == 0, (f"layer {k} (SIMD {layer.simd} x {layer.weight_bits} bits): word [p, d] = "
+                               f"{bad[0][:2].tolist()} holds {held[k][tuple(bad[0][:2])].tolist()}, the artifact has "
+                               f"{expected[tuple(bad[0][:2])].tolist()}")
+
+
 def check_read_back(root, wide, seed):
     artifact = simd_sweep_artifact(root / "export", wide_simds=wide, seed=seed, generate=("hls",))
     simds = {layer.simd for layer in artifact.layers}
@@ -38,11 +51,51 @@ def check_read_back(root, wide, seed):
     header = (artifact.root / hlsgen.HEADER).read_text()
     assert {"0b", "0d", "00", "ff"} <= _leading_pairs(header)   # the patterns that broke, and the ends
     held = hlsflow.read_back_weights(artifact, build_dir=root / "build")
-    for k, layer in enumerate(artifact.layers):
-        expected = np.fromfile(artifact.path(layer.weights), dtype=np.uint8).reshape(held[k].shape)
-        bad = np.argwhere(held[k] != expected)
-        assert bad.size == 0, (f"layer {k} (SIMD {layer.simd}): word [p, d] = {bad[0][:2].tolist()} holds "
-                               f"{held[k][tuple(bad[0][:2])].tolist()}, the artifact has {expected[tuple(bad[0][:2])].tolist()}")
+    _compare_read_back(artifact, held)
+
+
+#: Multi-bit weight words: 4096 (512 x 8), 520 (130 x 4), 192 (96 x 2), 64 (8 x 8, a `ull` literal) and 32 bits
+#: (8 x 4, a `u` literal), sym and int codes.
+KBIT_WORDS = Net(512, 1, (
+    dict(mh=130, n_thresholds=1, **_sym(8)),
+    dict(mh=96, n_thresholds=3, **_sym(4)),
+    dict(mh=40, n_thresholds=1, **_sym(2)),
+    dict(mh=16, n_thresholds=1, **_int(8)),
+    dict(mh=10, kind=INT_S, **_int(4)),
+), (F(13, 512), F(8, 130), F(8, 96), F(4, 8), F(5, 8)))
+
+#: The top bytes forced into wide words (the patterns ap_int's prefix parsing broke, and the ends).
+TOP_BYTES = (0x0B, 0x0D, 0x00, 0xFF)
+
+
+def _force_top_bytes(codes: np.ndarray, simd: int, bits: int) -> np.ndarray:
+    """Give the words of neuron 0..3 at synapse fold 0 the top byte TOP_BYTES[i] (sym codes: any value is a code)."""
+    codes = codes.copy()
+    for n, value in enumerate(TOP_BYTES[:codes.shape[0]]):
+        for lane in range(-(-8 // bits)):                     # the top ceil(8/K) lanes hold the top byte
+            codes[n, simd - 1 - lane] = (value >> (8 - bits * (lane + 1))) & ((1 << bits) - 1)
+    return codes
+
+
+@pytest.mark.hls
+def test_multibit_weight_memories_hold_the_artifact_words(tmp_path, hls_toolchain):
+    """SIMD x weight_bits words (lane j at bits [j*K, (j+1)*K)), read back from the compiled header."""
+    rng = np.random.default_rng(8)
+    net = KBIT_WORDS
+    layers = random_stack(rng, net.input_features, net.input_bits, [dict(l) for l in net.layers])
+    for k, (layer, fold) in enumerate(zip(layers, net.folding)):
+        if layer.weight_encoding == art.SYM and fold.simd * layer.weight_bits > 64:
+            layers[k] = dataclasses.replace(layer, weights=_force_top_bytes(layer.weights, fold.simd, layer.weight_bits))
+    network = {"name": "kbit_words", "input_features": net.input_features, "input_shape": [net.input_features],
+               "input_bits": net.input_bits, "num_classes": 10, "method": "random", "dataset": "random"}
+    artifact = write_artifact(tmp_path / "export", network, layers, list(net.folding), generate=("hls",))
+    assert [l.weight_word_bits for l in artifact.layers] == [4096, 520, 192, 64, 32]
+    header = (artifact.root / hlsgen.HEADER).read_text()
+    assert {"0b", "0d", "00", "ff"} <= _leading_pairs(header)
+    assert "#define AP_INT_MAX_W 4096" in header
+    held = hlsflow.read_back_weights(artifact, build_dir=tmp_path / "build")
+    assert [h.shape[2] for h in held] == [512, 65, 24, 8, 4]   # ceil(SIMD * K / 8) bytes per word
+    _compare_read_back(artifact, held)
 
 
 @pytest.mark.hls
@@ -119,6 +172,19 @@ def test_export_refuses_words_beyond_the_hls_limit(tmp_path, features, bits, sim
                  "--generate rtl"):
         assert part in msg, msg
     assert not out.exists(), "nothing is written for a refused folding"
+
+
+def test_export_refuses_weight_words_beyond_the_hls_limit(tmp_path):
+    """600 lanes of 8-bit weights: a 4800-bit weight word, though the input word is 600 bits."""
+    net = Net(600, 1, (dict(mh=8, n_thresholds=1, **_sym(8)), dict(mh=4, kind=INT_S, **_sym(1))), (F(4, 600), F(2, 8)))
+    out = tmp_path / "export"
+    with pytest.raises(hlsgen.HlsWidthError) as info:
+        v3_artifact(out, net, seed=0, n_vectors=2)
+    msg = str(info.value)
+    for part in ("layer 0", "SIMD=600 x 8 weight bit(s) = weight word of 4800 bits", "4096", "smaller SIMD",
+                 "--generate rtl"):
+        assert part in msg, msg
+    assert not out.exists()
 
 
 def test_output_word_limit_names_pe(tmp_path):

@@ -31,7 +31,7 @@ def digits_like(tmp_path_factory):
     root = tmp_path_factory.mktemp("host8x8") / "export"
     rng = np.random.default_rng(11)
     layers = random_layers(rng, 64, [32], 10, 5)
-    folding = default_folding([(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in layers])
+    folding = default_folding([l.shape for l in layers])
     network = {"name": "digits-like", "input_features": 64, "input_shape": [8, 8], "input_bits": 5,
                "num_classes": 10, "method": "random", "dataset": "random"}
     write_artifact(root, network, layers, folding, generate=())

@@ -56,7 +56,7 @@ def image_shaped(tmp_path_factory):
     """A network whose manifest says the input is an 8x8 image."""
     root = tmp_path_factory.mktemp("host_errors8x8") / "export"
     layers = random_layers(np.random.default_rng(4), FEATURES, [16], CLASSES, BITS)
-    folding = default_folding([(l.weight_bits.shape[1], l.weight_bits.shape[0]) for l in layers])
+    folding = default_folding([l.shape for l in layers])
     network = {"name": "img", "input_features": FEATURES, "input_shape": [8, 8], "input_bits": BITS,
                "num_classes": CLASSES, "method": "random", "dataset": "random"}
     write_artifact(root, network, layers, folding, generate=())

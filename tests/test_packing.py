@@ -27,11 +27,29 @@ def test_weight_fold_round_trip(mh_per_pe, pe, mw, simd, seed):
 @settings(max_examples=40, deadline=None)
 @given(nf=st.integers(1, 8), pe=st.integers(1, 8), seed=st.integers(0, 2**16))
 def test_threshold_fold_round_trip(nf, pe, seed):
-    t = np.random.default_rng(seed).integers(-1000, 1000, size=nf * pe)
+    rng = np.random.default_rng(seed)
+    t = rng.integers(-1000, 1000, size=nf * pe)
     folded = packing.fold_thresholds(t, pe)
-    assert folded.shape == (pe, nf)
-    assert folded[pe - 1, nf - 1] == t[-1] and folded[0, 0] == t[0]
-    assert np.array_equal(packing.unfold_thresholds(folded), t)
+    assert folded.shape == (pe, nf, 1)
+    assert folded[pe - 1, nf - 1, 0] == t[-1] and folded[0, 0, 0] == t[0]
+    assert np.array_equal(packing.unfold_thresholds(folded), t[:, None])
+    many = rng.integers(-1000, 1000, size=(nf * pe, 3))     # N thresholds per neuron: [p, nf, t]
+    folded = packing.fold_thresholds(many, pe)
+    assert folded.shape == (pe, nf, 3)
+    assert all(folded[n % pe, n // pe, k] == many[n, k] for n in range(nf * pe) for k in range(3))
+    assert np.array_equal(packing.unfold_thresholds(folded), many)
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 8), simd=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_weight_codes_round_trip(k, simd, seed):
+    """Lane j's code is at word bits [j*K, (j+1)*K), LSB first, bytes little-endian (docs/ARTIFACT.md)."""
+    codes = np.random.default_rng(seed).integers(0, 1 << k, size=(3, 5, simd), dtype=np.uint8)
+    packed = packing.codes_to_bytes(codes, k)
+    assert packed.shape == (3, 5, -(-simd * k // 8))
+    word = int.from_bytes(packed[1, 2].tobytes(), "little")
+    assert [(word >> (j * k)) & ((1 << k) - 1) for j in range(simd)] == codes[1, 2].tolist()
+    assert np.array_equal(packing.bytes_to_codes(packed, simd, k), codes)
 
 
 @settings(max_examples=40, deadline=None)

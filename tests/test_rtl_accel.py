@@ -9,6 +9,8 @@ bad mode, loading another artifact of the same signature and loading back,
 a load whose TLAST comes early, auto_restart. The tb records what the
 hardware did; the assertions here compare it with the golden model and the
 register contract, whole arrays and whole register values.
+``test_accel_v3_load`` runs the power-on, timing and load scenarios on a
+format-v3 net (K-bit sym and int weights, a threshold bank, an affine score).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnnflow import accel
+from bnnflow import accel, testing
+from bnnflow import artifact as art
 from bnnflow.folding import LayerFolding as F
 from bnnflow.golden import GoldenModel
 from bnnflow.sim import toolchain
 from bnnflow.testing import random_artifact
-from bnnflow.writer import read_vectors
+from bnnflow.writer import read_vectors, write_artifact
 
 SIMS = ["icarus", "verilator"]
 
@@ -164,3 +167,51 @@ def test_accel_odd_shapes(tmp_path, features, hidden, classes, bits, folding):
                          + [pytest.param(sim, *p.values, id=f"{p.id}-{sim}") for p in SLOW for sim in SIMS])
 def test_accel_shape_sweep(tmp_path, sim, features, hidden, classes, bits, folding):
     check_accel(tmp_path, sim, features, hidden, classes, bits, folding, ALL, seed=3)
+
+
+#: A format-v3 net whose parameter stream carries every memory kind in words of 1 and 2 beats (64-bit beats:
+#: the input word is 16 x 3 bits): 100 3-bit inputs (padded to 112) -> 48 neurons of 4-bit sym weights
+#: (multiplier lanes; 128-bit weight words) with 3 thresholds each (2-bit outputs; 90-bit threshold words)
+#: -> 16 of ternary int weights (96-bit words) and 1 threshold (36-bit words) -> 10 int scores of 3-bit sym
+#: weights with a 12-bit affine (120-bit weight and (mul, add) words). Small on purpose: the Verilator build
+#: is most of the test's cost.
+V3_STACK = [dict(mh=48, weight_bits=4, n_thresholds=3),
+            dict(mh=16, weight_bits=2, weight_encoding=art.INT),
+            dict(mh=10, kind=art.INT_SCORE, weight_bits=3, affine_bits=12)]
+V3_FOLDING = [F(2, 16), F(4, 12), F(5, 8)]
+
+
+def v3_artifact(out_dir, seed: int, generate: tuple[str, ...] = ("rtl",), n_vectors: int = 8) -> art.Artifact:
+    """One seeded random :data:`V3_STACK` net (same hardware signature for every seed)."""
+    rng = np.random.default_rng(seed)
+    layers = testing.random_stack(rng, 100, 3, V3_STACK)
+    images = rng.integers(0, 8, size=(n_vectors, 100), dtype=np.uint8)
+    network = {"name": f"v3_{seed}", "input_features": 100, "input_shape": [100], "input_bits": 3,
+               "num_classes": 10, "method": "random", "dataset": "random"}
+    return write_artifact(out_dir, network, layers, V3_FOLDING, vectors=(images, np.zeros(n_vectors)),
+                          generate=generate)
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("sim", SIMS)
+def test_accel_v3_load(tmp_path, sim):
+    """Format v3 through the accelerator: the power-on parameters (weight codes of K bits, threshold banks,
+    an affine) under random idle and backpressure, the back-to-back interval (the slowest layer's NF*SF: the
+    multiplier lanes and compare banks keep II = 1), a run-time load of another net of the same signature,
+    its inference, and back. Every score of every image is compared with the golden model."""
+    from bnnflow.sim.units import run_accel
+
+    toolchain.pytest_require(sim)
+    a = v3_artifact(tmp_path / "a", seed=5)
+    b = v3_artifact(tmp_path / "b", seed=105, generate=())
+    assert accel.signature(a) == accel.signature(b)
+    assert not np.array_equal(accel.param_stream(a), accel.param_stream(b))
+    # the stream's segments: (layer, memory, words, word bits, beats per word) as the comment of V3_STACK says
+    assert [(s.layer, s.memory, s.words, s.word_bits, s.beats_per_word) for s in accel.param_segments(a)] == [
+        (0, "weights", 24 * 7, 128, 2), (0, "thresholds", 24, 90, 2), (1, "weights", 4 * 4, 96, 2),
+        (1, "thresholds", 4, 36, 1), (2, "weights", 2 * 2, 120, 2), (2, "affine", 2, 120, 2)]
+    images, _, golden = read_vectors(a)
+    assert not np.array_equal(GoldenModel(b).scores(images), golden)   # the load changes the scores
+    scenarios = ["infer_random", "infer_timing", "load_alt", "load_own"]
+    result = run_accel(a, images, sim, scenarios, alt=b, seed=5, timing_images=len(images))   # 8 back to back
+    check_scenarios(result, a, b, images, scenarios)
