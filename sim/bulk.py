@@ -72,6 +72,10 @@ CXX_FLAGS = ("-fno-guess-branch-probability", "-fcode-hoisting")
 #: fix of bnnflow.sim.runner (CFG_CXXFLAGS_PCH_I, see docs/RTL.md).
 MAKE_VARIABLES = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1") + tuple(
     v for v in runner.VERILATOR_MAKEFLAGS.split() if v.startswith("CFG_"))
+#: A model whose longest generated C++ function exceeds this many lines compiles its per-cycle code at
+#: -O0 instead: Verilator does not split one always block's unrolled body (a compare bank of 16 PEs x 127
+#: thresholds became one 27,000-line function), and g++ -O1 on it ran past 15 minutes where -O0 takes 17 s.
+LONG_FUNCTION_LINES = 8000
 #: images per frame while random pauses are on (as tbutil's random phase)
 MAX_FRAME = 4
 
@@ -250,6 +254,12 @@ def build(sources: Sequence[Path | str], shape: StreamShape) -> BulkBuild:
             except RuntimeError as exc:
                 raise runner.SimulationError(f"the C++ compile of the bulk harness for {rtlgen.TOP_MODULE} failed "
                                              f"({exc}); log {log}:\n{runner._tail(log)}") from None
+        longest = longest_function_lines(obj)
+        if longest > LONG_FUNCTION_LINES:
+            env["MAKEFLAGS"] += " OPT_FAST=-O0"      # the last assignment of a make variable wins
+            with open(log, "a") as fh:
+                fh.write(f"bnnflow: longest generated function {longest} lines > {LONG_FUNCTION_LINES}: "
+                         "per-cycle code at -O0\n")
         jobs = max(1, min(4, os.cpu_count() or 1))
         _run_logged(["make", "-C", "obj", "-f", "Vtop.mk", "-j", str(jobs)], build_dir, env, log, "the C++ compile")
         if not binary.is_file():
@@ -263,6 +273,22 @@ def build(sources: Sequence[Path | str], shape: StreamShape) -> BulkBuild:
                                                            "seconds": round(seconds, 2),
                                                            "runtime_reused": reuse}) + "\n")
     return BulkBuild(binary, build_dir, seconds, False)
+
+
+def longest_function_lines(obj: Path) -> int:
+    """Lines of the longest function in the per-cycle C++ files Verilator wrote to ``obj`` (0 if none)."""
+    longest = 0
+    for path in obj.glob("Vtop___024root__*.cpp"):
+        if path.name.endswith("__Slow.cpp"):
+            continue
+        start = None
+        for number, line in enumerate(path.read_text().splitlines()):
+            if line.startswith(("void ", "static ", "VL_INLINE_OPT ")) and line.rstrip().endswith("{"):
+                start = number
+            elif line == "}" and start is not None:
+                longest = max(longest, number - start)
+                start = None
+    return longest
 
 
 # -- options ------------------------------------------------------------------

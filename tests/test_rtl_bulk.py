@@ -321,3 +321,13 @@ def test_bench_help():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--images" in proc.stdout and "--cocotb-images" in proc.stdout
+
+
+def test_longest_function_decides_the_optimisation(tmp_path):
+    """A generated function longer than LONG_FUNCTION_LINES makes the build use -O0 (g++ -O1 is superlinear)."""
+    from bnnflow.sim.bulk import LONG_FUNCTION_LINES, longest_function_lines
+
+    body = "\n".join(f"    x{i} = y{i} + 1;" for i in range(LONG_FUNCTION_LINES + 5))
+    (tmp_path / "Vtop___024root__0.cpp").write_text(f"void f(V* s) {{\n    a = 1;\n}}\n\nvoid g(V* s) {{\n{body}\n}}\n")
+    (tmp_path / "Vtop___024root__0__Slow.cpp").write_text(f"void slow(V* s) {{\n{body}\n{body}\n}}\n")
+    assert longest_function_lines(tmp_path) == LONG_FUNCTION_LINES + 6       # the settle code is not counted
