@@ -34,16 +34,6 @@ def pad_to_multiple(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def bits_to_pm1(bits: np.ndarray) -> np.ndarray:
-    """Map bits {0,1} to values {-1,+1} (int8)."""
-    return (np.asarray(bits, dtype=np.int8) * 2 - 1).astype(np.int8)
-
-
-def pm1_to_bits(values: np.ndarray) -> np.ndarray:
-    """Map values {-1,+1} (any sign-carrying array; 0 counts as +1) to bits {0,1}."""
-    return (np.asarray(values) >= 0).astype(np.uint8)
-
-
 def fold_weight_codes(codes: np.ndarray, pe: int, simd: int, pad: int) -> np.ndarray:
     """Arrange a (MH, MW) matrix of weight codes as (PE, NF*SF, SIMD) lanes, padding MW with ``pad``.
 
@@ -106,12 +96,6 @@ def lanes_to_bytes(lanes: np.ndarray) -> np.ndarray:
     ``j % 8`` of byte ``j // 8``.
     """
     return np.packbits(np.asarray(lanes, dtype=np.uint8), axis=-1, bitorder="little")
-
-
-def bytes_to_lanes(packed: np.ndarray, simd: int) -> np.ndarray:
-    """Inverse of :func:`lanes_to_bytes`."""
-    bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1, bitorder="little")
-    return bits[..., :simd]
 
 
 def codes_to_bytes(lanes: np.ndarray, code_bits: int) -> np.ndarray:

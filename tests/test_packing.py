@@ -18,7 +18,7 @@ def test_weight_fold_round_trip(mh_per_pe, pe, mw, simd, seed):
     assert np.array_equal(packing.unfold_weight_bits(lanes, mw), bits)
     raw = packing.lanes_to_bytes(lanes)
     assert raw.shape[-1] == -(-simd // 8)
-    assert np.array_equal(packing.bytes_to_lanes(raw, simd), lanes)
+    assert np.array_equal(packing.bytes_to_codes(raw, simd, 1), lanes)
     # padded synapses are +1 (bit 1) so XNOR with a 0 pad input is 0
     padded = lanes.reshape(pe, mh_per_pe, sf * simd)[:, :, mw:]
     assert padded.size == 0 or padded.all()
