@@ -42,6 +42,12 @@ HLS_SOURCES = ("bnn_axis.hpp", "bnn_load.hpp", "bnn_mvtu.hpp", "bnn_streams.hpp"
 #: BNNFLOW_LAYER_TAPS: the C simulation records every layer's output words (hls/bnn_streams.hpp), so a test
 #: sees an error a later threshold layer would hide; synthesis and the Vitis flows never define it.
 CXX_FLAGS = ("-std=c++14", "-O1", "-w", "-DBNNFLOW_LAYER_TAPS")
+#: A C simulation of a net with more power-on parameter values than this (weight words plus threshold or
+#: mul/add entries) compiles the header with BNNFLOW_PARAMS_FROM_STREAM and loads the parameters through the
+#: load-mode stream before the first inference: g++ spends minutes, superlinearly, on large ap_int
+#: initializers (a 2 x 256-neuron x 255-threshold net: > 10 min even at -O0), while the load path is the one
+#: the board's driver and the Vitis testbench (``load params infer ...``) use anyway.
+PARAMS_FROM_STREAM_ABOVE = 16384
 #: Where ``python -m bnnflow.hlsflow`` puts the testbench files of an export (relative to it).
 TB_DIR = "hls/tb"
 #: The testbench files of an export: input beats, golden output beats, parameter stream.
@@ -142,8 +148,25 @@ def _header(artifact: art.Artifact) -> Path:
     return header
 
 
+def power_on_values(artifact: art.Artifact) -> int:
+    """How many values the header's memory initializers hold: weight words plus threshold / mul-add entries."""
+    total = 0
+    for layer in artifact.layers:
+        total += layer.pe * layer.weight_depth
+        if layer.has_thresholds:
+            total += layer.out_features * layer.n_thresholds
+        elif layer.affine_bits:
+            total += layer.out_features * 2
+    return total
+
+
+def params_from_stream(artifact: art.Artifact) -> bool:
+    """True when the C simulation leaves the initializers out and loads the parameters first (see the limit)."""
+    return power_on_values(artifact) > PARAMS_FROM_STREAM_ABOVE
+
+
 def _compile(artifact: art.Artifact, build_dir: Path | None, name: str, sources: list[Path],
-             generated: dict[str, str] | None = None) -> tuple[Path, bool, str]:
+             generated: dict[str, str] | None = None, defines: tuple[str, ...] = ()) -> tuple[Path, bool, str]:
     """Compile (or reuse) ``sources`` + ``generated`` (file name -> C++ text) against the artifact's header.
 
     The binary lands in ``build_dir/<hash>/name``; the hash covers every
@@ -155,7 +178,7 @@ def _compile(artifact: art.Artifact, build_dir: Path | None, name: str, sources:
     ap_include = find_ap_include()
     cxx = find_compiler()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    flags = list(CXX_FLAGS)
+    flags = [*CXX_FLAGS, *(f"-D{d}" for d in defines)]
     generated = generated or {}
     key = _fingerprint([(src / n).read_bytes() for n in HLS_SOURCES]
                        + [text.encode() for text in generated.values()]
@@ -190,7 +213,8 @@ def build_csim(artifact: art.Artifact, build_dir: Path | None = None) -> tuple[P
     Returns (binary, compiled_now, compiler_output).
     """
     src = hls_source_dir()
-    return _compile(artifact, build_dir, "bnn_tb", [src / "bnn_top.cpp", src / "bnn_tb.cpp"])
+    defines = ("BNNFLOW_PARAMS_FROM_STREAM",) if params_from_stream(artifact) else ()
+    return _compile(artifact, build_dir, "bnn_tb", [src / "bnn_top.cpp", src / "bnn_tb.cpp"], defines=defines)
 
 
 def _readback_source(artifact: art.Artifact) -> str:
@@ -342,7 +366,9 @@ def run_testbench(artifact: art.Artifact, steps: list[Step], build_dir: Path | N
     ``GoldenModel(...).trace(images).outputs``).
 
     Every ``Load`` must carry an artifact of the build's hardware signature
-    (ValueError otherwise, before anything is compiled). Raises
+    (ValueError otherwise, before anything is compiled). A build without
+    power-on parameters (:func:`params_from_stream`) gets ``Load(artifact)``
+    in front unless ``steps`` starts with a load. Raises
     :class:`HlsToolError` when g++ or the headers are missing, the compile
     fails, or the testbench cannot use its files; mismatches are reported in
     the result, not raised.
@@ -356,6 +382,8 @@ def run_testbench(artifact: art.Artifact, steps: list[Step], build_dir: Path | N
                                  f"({step.images.shape[0]}, {artifact.num_classes}) for {step.images.shape[0]} images")
         else:
             raise TypeError(f"a testbench step is Infer or Load, got {type(step).__name__}")
+    if params_from_stream(artifact) and not (steps and isinstance(steps[0], Load)):
+        steps = [Load(artifact), *steps]  # the build has no power-on parameters: load the artifact's own
     t0 = time.perf_counter()
     binary, compiled, log = build_csim(artifact, build_dir)
     t1 = time.perf_counter()

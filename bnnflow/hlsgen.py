@@ -194,8 +194,8 @@ def _layer_memories(artifact: art.Artifact, k: int) -> str:
     literals = [_weight_literal(w, layer.weight_word_bits) for w in words]
     lines = [f"/// Layer {k} weights[p][nf*SF + sf]: neuron nf*PE + p; synapse sf*SIMD + j's "
              f"{layer.weight_bits}-bit code at bits [j*W_BITS, (j+1)*W_BITS).",
-             f"ap_uint<{name}::SIMD * {name}::W_BITS> {name}_weights[{name}::PE][{name}::NF * {name}::SF] = "
-             + _array_2d(literals, layer.pe, layer.weight_depth) + ";"]
+             f"ap_uint<{name}::SIMD * {name}::W_BITS> {name}_weights[{name}::PE][{name}::NF * {name}::SF]"
+             + _power_on(_array_2d(literals, layer.pe, layer.weight_depth))]
     act_type, act_name, member = _activation(layer)
     if member is None:
         lines.append(f"/// Layer {k}: the score itself (no neuron parameters).")
@@ -210,8 +210,19 @@ def _layer_memories(artifact: art.Artifact, k: int) -> str:
     pe, nf, n = folded.shape
     values = [str(int(v)) for v in folded.reshape(-1).tolist()]
     lines.append(f"/// Layer {k} {doc}")
-    lines.append(f"{act_type} {act_name} = {{" + _array_3d(values, pe, nf, n, "      ") + "};")
+    lines.append(f"{act_type} {act_name}" + _power_on("{" + _array_3d(values, pe, nf, n, "      ") + "}"))
     return "\n".join(lines)
+
+
+def _power_on(initializer: str) -> str:
+    """`` = initializer;`` unless BNNFLOW_PARAMS_FROM_STREAM: then the memory starts at zero and is loaded.
+
+    g++ takes minutes, superlinearly, on initializers of 10^5 ap_int values
+    (two 256-neuron layers of 255 thresholds: over 10 minutes, even at -O0),
+    so the C simulation of such a net leaves them out and streams the
+    parameters in through load mode first (bnnflow.hlsflow.PARAMS_FROM_STREAM_ABOVE).
+    """
+    return "\n#ifndef BNNFLOW_PARAMS_FROM_STREAM\n    = " + initializer + "\n#endif\n    ;"
 
 
 def _partition_pragmas(layers: list[art.LayerSpec]) -> list[str]:
@@ -457,6 +468,7 @@ def render_header(artifact: art.Artifact) -> str:
         "#ifndef BNNFLOW_INTERFACE_ONLY",
         "",
         "// -- memories: writable (load mode replaces them); the initializers are the power-on parameters --",
+        "// (BNNFLOW_PARAMS_FROM_STREAM leaves the initializers out: the memories start at zero until a load)",
         "\n\n".join(_layer_memories(artifact, k) for k in range(len(layers))),
         "",
         "// BNNFLOW_DATA_ONLY leaves out the functions (and so every engine instantiation):",

@@ -234,6 +234,15 @@ def test_real_activations_need_calibration_or_constants():
         deployed_network(model, small_config(method="binaryconnect"))
 
 
+@pytest.mark.parametrize("abits", [1, 9])
+def test_export_refuses_activation_widths_the_engines_do_not_take(method_runs, tmp_path, abits):
+    """`export --abits` outside 2..8 stops before anything is written, naming the layer and the width."""
+    with pytest.raises(DeployError, match=rf"binaryconnect: layer 0: --abits {abits}: calibrated activation codes "
+                                          r"take 2\.\.8 bits"):
+        export_run(method_runs["binaryconnect"], out_dir=tmp_path / "out", generate=(), abits=abits)
+    assert not (tmp_path / "out").exists()
+
+
 def test_export_and_verify_cli_report_float_and_deployed_accuracy(method_runs, capsys):
     """`bnnflow export` + `verify --against golden` for a calibrated method: PASS, with the float model's row."""
     run = method_runs["xnor-bwn"]

@@ -16,6 +16,7 @@ import dataclasses
 import itertools
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +295,31 @@ def test_run_csim_limit_runs_a_prefix(v3_build):
     np.testing.assert_array_equal(result.scores, golden[:4])
 
 
+@pytest.mark.hls
+def test_large_nets_stream_their_parameters_in(tmp_path, hls_toolchain, monkeypatch):
+    """Above ``PARAMS_FROM_STREAM_ABOVE`` power-on values the C-sim build has no initializers and loads first.
+
+    Without the load its memories are zero and the scores are wrong, so the
+    passing run shows the load-mode stream carried every parameter.
+    """
+    a = v3_artifact(tmp_path / "a", V3_NETS["wide_input"], seed=3)
+    assert not hlsflow.params_from_stream(a)
+    monkeypatch.setattr(hlsflow, "PARAMS_FROM_STREAM_ABOVE", hlsflow.power_on_values(a) - 1)
+    assert hlsflow.params_from_stream(a)
+    binary, compiled, log = hlsflow.build_csim(a, tmp_path / "build")
+    assert compiled and "-DBNNFLOW_PARAMS_FROM_STREAM" in log
+    result = hlsflow.run_csim(a, build_dir=tmp_path / "build")
+    assert not result.compiled and result.passed and result.mismatches == 0
+    images, _, golden = read_vectors(a)
+    check_layer_outputs(result.layer_outputs, a, images, "streamed parameters")
+
+    paths = [tmp_path / name for name in ("in.bin", "golden.bin", "out.bin")]
+    hlsflow.input_beats(a, images).tofile(paths[0])
+    hlsflow.output_beats(a, golden).tofile(paths[1])
+    proc = subprocess.run([str(binary), "infer", *map(str, paths)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "FAIL" in proc.stdout, proc.stdout  # no power-on parameters: zeros
+
+
 #: Overflow corners: 8-bit inputs against 8-bit sym (+-255) and int (+-127) weights, 255 thresholds, and a
 #: 32-bit affine score (dot bound 4*255*127 = 129,540, affine_bits 15: |score| <= 16384*129,540 + 16384).
 EXTREME_NETS = {
@@ -521,7 +547,7 @@ def test_header_holds_the_artifact_layout(tmp_path):
             words = packing.words_to_int(artifact.weight_lanes(k), layer.weight_bits)
             start = text.index(f" L{k}_weights[")
             got = [int(lit[0] or lit[1], 16) for lit in re.findall(r'0x([0-9a-f]+)u(?:ll)?|ap_uint<\d+>\("0x([0-9a-f]+)", 16\)',
-                                                                   text[start:text.index("};", start)])]
+                                                                   text[start:text.index("\n#endif", start)])]
             assert got == words
             if layer.weight_word_bits > 64:
                 assert f'ap_uint<{layer.weight_word_bits}>("0x' in text   # without the prefix ap_int misreads "0b.."
@@ -535,11 +561,12 @@ def test_header_holds_the_artifact_layout(tmp_path):
             assert f"= {mac};" in struct and f"= {enc};" in struct
             for folded, name in ((artifact.folded_thresholds(k), f"L{k}_thresholds"),
                                  (artifact.folded_affine(k), f"L{k}_affine")):
+                opening = f" {name}\n#ifndef BNNFLOW_PARAMS_FROM_STREAM\n    = "   # hlsgen._power_on
                 if folded is None:
-                    assert f" {name} = " not in text
+                    assert opening not in text
                     continue
-                start = text.index(f" {name} = ")
-                block = text[start + len(f" {name} = "):text.index("}};", start)]
+                start = text.index(opening)
+                block = text[start + len(opening):text.index("\n#endif", start)]
                 assert _braced_ints(block) == folded.reshape(-1).tolist()
             if layer.is_score and not layer.affine_bits:
                 assert f"const bnn::Score<L{k}::OUT_BITS> L{k}_score = {{}};" in text
