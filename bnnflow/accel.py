@@ -24,6 +24,7 @@ tests/test_accel.py checks the two agree word for word).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -260,8 +261,16 @@ def hardware_description(layers: "list[LayerSpec]") -> dict[str, Any]:
         "interface_version": INTERFACE_VERSION,
         "in_beat_bits": beat_bits_for(first.in_stream_bits),
         "out_beat_bits": beat_bits_for(last.out_stream_bits),
-        "layers": [{name: getattr(layer, name) for name in HARDWARE_LAYER_FIELDS} for layer in layers],
+        "layers": [_hardware_layer(layer) for layer in layers],
     }
+
+
+def _hardware_layer(layer: "LayerSpec") -> dict[str, Any]:
+    """A layer's hardware fields; a convolution adds its 'conv' object (FC layers keep their old signature)."""
+    fields = {name: getattr(layer, name) for name in HARDWARE_LAYER_FIELDS}
+    if layer.conv is not None:
+        fields["conv"] = dataclasses.asdict(layer.conv)
+    return fields
 
 
 def signature_of(description: dict[str, Any]) -> int:
@@ -292,7 +301,7 @@ def describe_difference(built: dict[str, Any], wanted: dict[str, Any]) -> str:
         diffs.append(f"layers: bitstream has {len(bl)}, export {len(wl)}")
     for i, (b, w) in enumerate(zip(map(as_dict, bl), map(as_dict, wl))):
         diffs += [f"layer {i} {name}: bitstream {b.get(name)}, export {w.get(name)}"
-                  for name in HARDWARE_LAYER_FIELDS if b.get(name) != w.get(name)]
+                  for name in (*HARDWARE_LAYER_FIELDS, "conv") if b.get(name) != w.get(name)]
     return "; ".join(diffs[:4]) + ("; ..." if len(diffs) > 4 else "") if diffs else "no field differs"
 
 

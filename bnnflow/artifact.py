@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 
 from . import accel, packing
+from .conv import ConvGeometry, PoolGeometry
 
 FORMAT_NAME = "bnnflow-artifact"
 #: 3: layers are described by parameters (weight bits and encoding, multi-thresholds, score affine).
 #: 2: the 'hardware' section (the accelerator's signature, docs/ACCEL.md) is required.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+#: Versions this reader accepts: version 3 is version 4 without convolutions.
+READABLE_VERSIONS = (3, 4)
 MANIFEST = "manifest.json"
 #: Widest unsigned input element the engines and the driver's byte layout take.
 MAX_INPUT_BITS = 8
@@ -99,6 +102,71 @@ def pad_weight_code(bits: int, encoding: str) -> int:
     return (1 << bits) - 1 if encoding == SYM else 0
 
 
+@dataclass(frozen=True)
+class ConvSpec:
+    """The convolution a layer computes, one output pixel per matrix-vector product (docs/ARTIFACT.md).
+
+    The layer slides a ``kernel`` x ``kernel`` window (stride 1) over an
+    ``ifm_h`` x ``ifm_w`` map of ``channels`` channels framed by ``pad``
+    pixels of ``pad_code``; its MW inputs are the window's im2col vector
+    (:func:`bnnflow.conv.im2col`), its MH neurons the output channels. With
+    ``pool`` > 0 a ``pool`` x ``pool`` max-pool (stride ``pool``) follows the
+    activation. Feature maps stream pixel by pixel, channels together (HWC).
+    """
+
+    ifm_h: int
+    ifm_w: int
+    channels: int
+    kernel: int
+    pad: int = 0
+    pad_code: int = 0
+    pool: int = 0
+
+    @property
+    def geometry(self) -> ConvGeometry:
+        """Raises ValueError naming the field when the window does not fit the map."""
+        return ConvGeometry(self.ifm_h, self.ifm_w, self.channels, self.kernel, self.pad)
+
+    def pool_geometry(self, out_channels: int) -> PoolGeometry | None:
+        if not self.pool:
+            return None
+        g = self.geometry
+        return PoolGeometry(g.ofm_h, g.ofm_w, out_channels, self.pool)
+
+    @property
+    def out_dims(self) -> tuple[int, int]:
+        """(H, W) of the layer's output map, after the pool."""
+        g = self.geometry
+        return (g.ofm_h // self.pool, g.ofm_w // self.pool) if self.pool else (g.ofm_h, g.ofm_w)
+
+    def problem(self, in_features: int, input_bits: int) -> str | None:
+        """Why this convolution cannot be one the layer computes (None if it can)."""
+        for key in ("ifm_h", "ifm_w", "channels", "kernel"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                return f"field 'conv.{key}' is {value!r}, expected a positive integer"
+        for key in ("pad", "pad_code", "pool"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                return f"field 'conv.{key}' is {value!r}, expected an integer >= 0"
+        if self.pad >= self.kernel:
+            return f"field 'conv.pad' is {self.pad}, expected 0..kernel-1 = {self.kernel - 1}"
+        if self.pad_code >= 1 << input_bits:
+            return f"field 'conv.pad_code' is {self.pad_code}, not a {input_bits}-bit input code"
+        if self.pool == 1:
+            return "field 'conv.pool' is 1: use 0 for no pool, k >= 2 for a k x k max-pool"
+        g_h, g_w = self.ifm_h + 2 * self.pad - self.kernel + 1, self.ifm_w + 2 * self.pad - self.kernel + 1
+        if g_h < 1 or g_w < 1:
+            return (f"a {self.kernel}x{self.kernel} kernel with pad {self.pad} does not fit the "
+                    f"{self.ifm_h}x{self.ifm_w} input map (fields 'conv.kernel', 'conv.ifm_h', 'conv.ifm_w')")
+        if self.pool and (self.pool > g_h or self.pool > g_w):
+            return f"field 'conv.pool' is {self.pool}: the window does not fit the {g_h}x{g_w} output map"
+        if in_features != self.kernel * self.kernel * self.channels:
+            return (f"field 'in_features' is {in_features}, a {self.kernel}x{self.kernel} window over "
+                    f"{self.channels} channels has {self.kernel * self.kernel * self.channels} (kernel^2 * channels)")
+        return None
+
+
 @dataclass
 class LayerSpec:
     """One matrix-vector layer as the engines see it (all fields are in the manifest).
@@ -132,6 +200,7 @@ class LayerSpec:
     threshold_bits: int = 0   # two's-complement width of each threshold (0 for score layers)
     output_bits: int = 1      # count width for threshold layers, signed score width for score layers
     output_signed: bool = False
+    conv: ConvSpec | None = None   # None: a fully connected layer (one vector per image)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -190,10 +259,52 @@ class LayerSpec:
             return self.dot_bound()
         return (1 << (self.mul_bits - 1)) * self.dot_bound() + (1 << (self.affine_bits - 1))
 
+    # -- the image: one vector (fully connected) or one per output pixel (conv) --------
+    @property
+    def is_conv(self) -> bool:
+        return self.conv is not None
+
+    @property
+    def pixels(self) -> int:
+        """Matrix-vector products per image: the conv's output pixels (before a pool), 1 for a FC layer."""
+        return self.conv.geometry.output_pixels if self.conv else 1
+
+    @property
+    def in_elements(self) -> int:
+        """Input elements per image: the input map (H*W*C) of a conv, MW of a FC layer."""
+        return self.conv.ifm_h * self.conv.ifm_w * self.conv.channels if self.conv else self.in_features
+
+    @property
+    def acc_elements(self) -> int:
+        """Accumulators per image: output pixels x MH (before a pool)."""
+        return self.pixels * self.out_features
+
+    @property
+    def out_elements(self) -> int:
+        """Output elements per image, after a pool: what the next layer reads."""
+        if not self.conv:
+            return self.out_features
+        h, w = self.conv.out_dims
+        return h * w * self.out_features
+
+    @property
+    def cycles_per_image(self) -> int:
+        """NF * SF per vector times the vectors of one image."""
+        return self.cycles_per_vector * self.pixels
+
     def problem(self) -> str | None:
         """Why this combination of parameters is not one the engines implement (None if it is)."""
         if self.kind not in LAYER_KINDS:
             return f"field 'kind' is {self.kind!r}, expected one of {LAYER_KINDS}"
+        if self.conv is not None:
+            conv_problem = self.conv.problem(self.in_features, self.input_bits)
+            if conv_problem:
+                return conv_problem
+            if self.conv.channels % self.simd:
+                return (f"SIMD={self.simd} does not divide the convolution's {self.conv.channels} input channels: "
+                        "a word holds the channels of one window position")
+            if self.is_score:
+                return f"a {self.kind} layer is the classifier and must be fully connected (field 'conv')"
         if self.weight_encoding not in WEIGHT_ENCODINGS:
             return f"field 'weight_encoding' is {self.weight_encoding!r}, expected one of {WEIGHT_ENCODINGS}"
         if not 1 <= self.weight_bits <= MAX_WEIGHT_BITS:
@@ -274,6 +385,8 @@ class LayerSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("extra")
+        if data["conv"] is None:
+            data.pop("conv")     # a fully connected layer has no 'conv' object
         data.update(self.extra)
         return data
 
@@ -527,6 +640,8 @@ def _load_layer(raw: Any, i: int, where: str) -> LayerSpec:
         raise ArtifactError(f"{lw}: PE={values['pe']} does not divide out_features={values['out_features']}")
     if values["simd"] > values["in_features"]:
         raise ArtifactError(f"{lw}: SIMD={values['simd']} is wider than in_features={values['in_features']}")
+    if "conv" in raw:
+        values["conv"] = _load_conv(raw["conv"], lw, values["in_features"], values["input_bits"])
     layer = LayerSpec(**values)
     problem = layer.problem()
     if problem:
@@ -542,6 +657,57 @@ def _load_layer(raw: Any, i: int, where: str) -> LayerSpec:
     if (layer.thresholds is None) == layer.has_thresholds:
         raise ArtifactError(f"{lw}: a {layer.kind} layer {'needs' if layer.thresholds is None else 'has no'} thresholds")
     return layer
+
+
+_CONV_FIELDS = ("ifm_h", "ifm_w", "channels", "kernel", "pad", "pad_code", "pool")
+
+
+def _load_conv(raw: Any, lw: str, in_features: int, input_bits: int) -> ConvSpec:
+    """A layer's 'conv' object: every field an integer, and a window that fits its map and in_features."""
+    cw = f"{lw}: conv"
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"{cw}: expected an object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_CONV_FIELDS))
+    if unknown:
+        raise ArtifactError(f"{cw}: unknown field '{unknown[0]}' (fields: {', '.join(_CONV_FIELDS)})")
+    values = {key: _require_int(raw, key, cw, 0 if key in ("pad", "pad_code", "pool") else 1) for key in _CONV_FIELDS}
+    spec = ConvSpec(**values)
+    problem = spec.problem(in_features, input_bits)
+    if problem:
+        raise ArtifactError(f"{lw}: {problem}")
+    return spec
+
+
+def _check_chain(layers: list[LayerSpec], network: dict[str, Any], where: str) -> None:
+    """Each layer consumes what the previous one produces: element counts, widths, and conv map shapes."""
+    first = layers[0]
+    if first.in_elements != network["input_features"]:
+        what = "layers[0].in_features" if not first.is_conv else "layers[0]'s input map (conv.ifm_h*ifm_w*channels)"
+        raise ArtifactError(f"{where}: {what}={first.in_elements} but network.input_features={network['input_features']}")
+    if first.input_bits != network["input_bits"]:
+        raise ArtifactError(f"{where}: layers[0].input_bits={first.input_bits} but network.input_bits={network['input_bits']}")
+    for prev, nxt in zip(layers, layers[1:]):
+        if nxt.in_elements != prev.out_elements or nxt.input_bits != prev.output_bits:
+            raise ArtifactError(
+                f"{where}: layers[{nxt.index}] expects {nxt.in_elements} inputs of {nxt.input_bits} bit(s), "
+                f"layers[{prev.index}] produces {prev.out_elements} of {prev.output_bits}")
+        if nxt.is_conv:
+            c = nxt.conv
+            if not prev.is_conv:
+                raise ArtifactError(f"{where}: layers[{nxt.index}] is a convolution but layers[{prev.index}] is fully "
+                                    "connected (it has no feature map)")
+            made = (*prev.conv.out_dims, prev.out_features)
+            if (c.ifm_h, c.ifm_w, c.channels) != made:
+                raise ArtifactError(f"{where}: layers[{nxt.index}] reads a {c.ifm_h}x{c.ifm_w}x{c.channels} map, "
+                                    f"layers[{prev.index}] produces {made[0]}x{made[1]}x{made[2]}")
+        if prev.is_score:
+            raise ArtifactError(f"{where}: layers[{prev.index}] is a score layer but is not the last layer")
+        if nxt.mac == "xnor" and prev.n_thresholds != 1:
+            raise ArtifactError(f"{where}: layers[{nxt.index}] is a {nxt.kind} layer (bipolar 1-bit inputs) but "
+                                f"layers[{prev.index}] has {prev.n_thresholds} thresholds per neuron")
+    if layers[-1].out_features != network["num_classes"]:
+        raise ArtifactError(
+            f"{where}: last layer has {layers[-1].out_features} outputs but network.num_classes={network['num_classes']}")
 
 
 def _check_sections(manifest: dict[str, Any], layers: list[LayerSpec], where: str) -> None:
@@ -560,9 +726,9 @@ def _check_sections(manifest: dict[str, Any], layers: list[LayerSpec], where: st
             if not all(isinstance(v, str) for v in values):
                 raise ArtifactError(f"{rw}: field '{key}' must be a list of paths, got {values!r}")
         cycles = _require(rtl, "cycles_per_image", rw, int)
-        if cycles != max(l.cycles_per_vector for l in layers):
+        if cycles != max(l.cycles_per_image for l in layers):
             raise ArtifactError(f"{rw}: field 'cycles_per_image' is {cycles}, the layers give "
-                                f"{max(l.cycles_per_vector for l in layers)}")
+                                f"{max(l.cycles_per_image for l in layers)}")
     if "hls" in manifest:
         hw, hls = f"{where}: hls", manifest["hls"]
         _require(hls, "header", hw, str)
@@ -614,11 +780,12 @@ def load(root: str | Path, verify_checksums: bool = True, check_model: bool = Tr
     if manifest.get("format") != FORMAT_NAME:
         raise ArtifactError(f"{where}: field 'format' is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
     version = manifest.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         older = ("; the export is older than this bnnflow: run `bnnflow export` again"
-                 if type(version) is int and 0 < version < FORMAT_VERSION else "")
+                 if type(version) is int and 0 < version < READABLE_VERSIONS[0] else "")
         raise ArtifactError(
-            f"{where}: field 'format_version' is {version!r}; this bnnflow reads version {FORMAT_VERSION} "
+            f"{where}: field 'format_version' is {version!r}; this bnnflow reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} "
             f"(an integer){older}")
     network = _require(manifest, "network", where, dict)
     nw = f"{where}: network"
@@ -634,30 +801,14 @@ def load(root: str | Path, verify_checksums: bool = True, check_model: bool = Tr
     if not raw_layers:
         raise ArtifactError(f"{where}: field 'layers' is empty")
     layers = [_load_layer(raw, i, where) for i, raw in enumerate(raw_layers)]
+    if version < 4 and any(layer.is_conv for layer in layers):
+        raise ArtifactError(f"{where}: format_version {version} has no convolutions, but a layer has a 'conv' object")
     for layer in layers:
         for rel in filter(None, (layer.weights, layer.thresholds, layer.affine)):
             if rel not in files:
                 raise ArtifactError(f"{where}: layers[{layer.index}]: data file '{rel}' is not listed in 'files'")
 
-    # Chaining: each layer consumes what the previous one produces.
-    if layers[0].in_features != network["input_features"]:
-        raise ArtifactError(
-            f"{where}: layers[0].in_features={layers[0].in_features} but network.input_features={network['input_features']}")
-    if layers[0].input_bits != network["input_bits"]:
-        raise ArtifactError(f"{where}: layers[0].input_bits={layers[0].input_bits} but network.input_bits={network['input_bits']}")
-    for prev, nxt in zip(layers, layers[1:]):
-        if nxt.in_features != prev.out_features or nxt.input_bits != prev.output_bits:
-            raise ArtifactError(
-                f"{where}: layers[{nxt.index}] expects {nxt.in_features} inputs of {nxt.input_bits} bit(s), "
-                f"layers[{prev.index}] produces {prev.out_features} of {prev.output_bits}")
-        if prev.is_score:
-            raise ArtifactError(f"{where}: layers[{prev.index}] is a score layer but is not the last layer")
-        if nxt.mac == "xnor" and prev.n_thresholds != 1:
-            raise ArtifactError(f"{where}: layers[{nxt.index}] is a {nxt.kind} layer (bipolar 1-bit inputs) but "
-                                f"layers[{prev.index}] has {prev.n_thresholds} thresholds per neuron")
-    if layers[-1].out_features != network["num_classes"]:
-        raise ArtifactError(
-            f"{where}: last layer has {layers[-1].out_features} outputs but network.num_classes={network['num_classes']}")
+    _check_chain(layers, network, where)
     _check_sections(manifest, layers, where)
 
     artifact = Artifact(root, manifest, layers)

@@ -63,11 +63,13 @@ GENERATE_TARGETS = ("rtl", "hls")
 
 
 def _generate_list(text: str) -> tuple[str, ...]:
+    if text.strip() == "none":
+        return ()
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     unknown = [n for n in names if n not in GENERATE_TARGETS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"expected a comma-separated subset of {','.join(GENERATE_TARGETS)}, got {text!r}")
+            f"expected a comma-separated subset of {','.join(GENERATE_TARGETS)}, or none, got {text!r}")
     return tuple(dict.fromkeys(names))
 
 
@@ -363,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generate", type=_generate_list, default=("rtl", "hls"),
                    help="consumers to generate files for: rtl, hls or rtl,hls (default). The HLS engine "
                         "limits every stream word (SIMD x input bits, PE x output bits) to 4096 bits; "
-                        "`--generate rtl` exports foldings beyond that for the Verilog engine alone")
+                        "`--generate rtl` exports foldings beyond that for the Verilog engine alone; "
+                        "`--generate none` writes the artifact and golden vectors only (conv nets, for now)")
     _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_export)
 

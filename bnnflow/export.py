@@ -60,7 +60,7 @@ def binary_input_as_xnor(layer: LayerData) -> LayerData:
     shift = negative_weights if t.ndim == 1 else negative_weights[:, None]
     popcount_thresholds = np.clip(t + shift, 0, mw + 1)
     return LayerData(art.XNOR_THRESHOLD, codes, popcount_thresholds, input_bits=1,
-                     negated_neurons=layer.negated_neurons)
+                     negated_neurons=layer.negated_neurons, conv=layer.conv)
 
 
 def deployed_network(model: torch.nn.Module, config: dict, dataset=None, abits: int | None = None,
@@ -80,6 +80,14 @@ def deployed_network(model: torch.nn.Module, config: dict, dataset=None, abits: 
                   abits=DEFAULT_ABITS if abits is None else abits, constants=constants)
 
 
+def _conv_spec(layer) -> art.ConvSpec | None:
+    """The artifact's description of a deployed convolution (None for a fully connected layer)."""
+    g = layer.conv
+    if g is None:
+        return None
+    return art.ConvSpec(g.ifm_h, g.ifm_w, g.channels, g.kernel, g.pad, int(layer.pad_code), int(layer.pool))
+
+
 def layer_data(net) -> list[LayerData]:
     """Integer LayerData of a deployed network: weight codes, thresholds in the accumulator domain, affines.
 
@@ -95,7 +103,8 @@ def layer_data(net) -> list[LayerData]:
         codes = art.weight_codes(values, layer.weight_bits, layer.weight_encoding)
         mw = values.shape[1]
         common = dict(input_bits=layer.input.bits, negated_neurons=layer.negated_neurons,
-                      weight_bits=layer.weight_bits, weight_encoding=layer.weight_encoding)
+                      weight_bits=layer.weight_bits, weight_encoding=layer.weight_encoding,
+                      conv=_conv_spec(layer))
         if layer.output is None:
             mul_bits = 0
             if layer.affine is not None:    # mul's own range keeps the score bound tight (LayerSpec.score_bound)
@@ -147,7 +156,9 @@ def export_run(run_dir: str | Path, folding_file: str | Path | None = None,
         raise DeployError(f"{run}: {exc}") from None
     data = layer_data(net)
     shapes = [l.shape for l in data]
-    folding: list[LayerFolding] = load_folding(folding_file) if folding_file else default_folding(shapes)
+    channels = [l.conv.channels if l.conv else None for l in data]
+    folding: list[LayerFolding] = (load_folding(folding_file) if folding_file
+                                   else default_folding(shapes, channels=channels))
     network = {
         "name": run.name,
         "input_features": config["input_features"],

@@ -50,17 +50,24 @@ def largest_divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
-def default_folding(shapes: list[tuple[int, int]], max_simd: int = 32, max_pe: int = 16) -> list[LayerFolding]:
+def default_folding(shapes: list[tuple[int, int]], max_simd: int = 32, max_pe: int = 16,
+                    channels: list[int | None] | None = None) -> list[LayerFolding]:
     """A balanced default: each layer gets at most ``max_simd`` x ``max_pe``.
 
-    SIMD is the largest power of two <= min(MW, max_simd) (inputs are padded);
-    PE is the largest divisor of MH <= max_pe.
+    SIMD is the largest power of two <= min(MW, max_simd) (inputs are padded),
+    or for a convolution (``channels[i]``: its input channels) the largest
+    divisor of its channels <= max_simd, since a word holds the channels of
+    one window position; PE is the largest divisor of MH <= max_pe.
     """
     folding = []
-    for mw, mh in shapes:
-        simd = 1
-        while simd * 2 <= min(mw, max_simd):
-            simd *= 2
+    for i, (mw, mh) in enumerate(shapes):
+        c = channels[i] if channels else None
+        if c:
+            simd = largest_divisor_at_most(c, max_simd)
+        else:
+            simd = 1
+            while simd * 2 <= min(mw, max_simd):
+                simd *= 2
         folding.append(LayerFolding(pe=largest_divisor_at_most(mh, max_pe), simd=simd))
     return folding
 

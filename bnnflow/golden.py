@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import artifact as art
-from . import packing
+from . import conv, packing
 
 #: (dtype, M): every integer of magnitude <= M is exactly representable in dtype
 #: (2^significand precision: 2^24, 2^53). A sum of integer terms whose absolute
@@ -113,8 +113,9 @@ def choose_arithmetic(layer: art.LayerSpec, offset: np.ndarray, thresholds: np.n
 class GoldenTrace:
     """Per-layer integer values for a batch: accumulators (pre-threshold) and outputs."""
 
-    accumulators: list[np.ndarray]  # (N, MH) int64 per layer: signed sum / popcount
-    outputs: list[np.ndarray]       # (N, MH) per layer: threshold counts (0/1 bits for N = 1), or scores
+    accumulators: list[np.ndarray]  # (N, pixels*MH) int64 per layer: signed sum / popcount (FC: pixels = 1)
+    outputs: list[np.ndarray]       # (N, out_elements) per layer: threshold counts (0/1 bits for N = 1), pooled
+                                    # maps of a conv (HWC), or scores
 
     @property
     def scores(self) -> np.ndarray:
@@ -224,23 +225,40 @@ class GoldenModel:
         """``images`` validated against the artifact's input shape and width, as int64."""
         return self._checked(images).astype(np.int64)
 
+    @property
+    def block_rows(self) -> int:
+        """Images per block: BLOCK_ROWS vectors, divided among a convolution's output pixels."""
+        return max(1, BLOCK_ROWS // max(p.layer.pixels for p in self._plans))
+
     def _run(self, images: np.ndarray, keep_trace: bool) -> GoldenTrace:
-        """Scores (and with ``keep_trace`` every layer's accumulators and outputs), block by block."""
+        """Scores (and with ``keep_trace`` every layer's accumulators and outputs), block by block.
+
+        A convolution's vectors are the im2col rows of its input maps (one per
+        output pixel, :func:`bnnflow.conv.im2col`); its outputs are pooled
+        after the thresholds. Per image, a trace holds a conv layer's
+        accumulators for every output pixel (HWC order) and its outputs after
+        the pool: what the next layer reads.
+        """
         x_all = self._checked(images)
         n = x_all.shape[0]
         plans = self._plans
-        width = [p.layer.out_features for p in plans]
-        accs = [np.empty((n, w), dtype=np.int64) for w in width] if keep_trace else []
-        outs = [np.empty((n, w), dtype=np.int64) for w in width] if keep_trace else []
-        scores = None if keep_trace else np.empty((n, width[-1]), dtype=np.int64)
-        for start in range(0, n, BLOCK_ROWS):
-            rows = slice(start, start + BLOCK_ROWS)
+        accs = [np.empty((n, p.layer.acc_elements), dtype=np.int64) for p in plans] if keep_trace else []
+        outs = [np.empty((n, p.layer.out_elements), dtype=np.int64) for p in plans] if keep_trace else []
+        scores = None if keep_trace else np.empty((n, plans[-1].layer.out_features), dtype=np.int64)
+        step = self.block_rows
+        for start in range(0, n, step):
+            rows = slice(start, start + step)
             x = x_all[rows].astype(plans[0].dtype)          # values < 2^8: exact in every dtype
+            m = x.shape[0]
             for k, p in enumerate(plans):
-                last, score = k == len(plans) - 1, p.layer.is_score   # the loader keeps score last
-                out_all = outs[k] if keep_trace else (scores if last else None)
-                acc = np.empty((x.shape[0], width[k]), dtype=np.int64) if score or keep_trace else None
-                x_next = None if last else np.empty((x.shape[0], width[k]), dtype=plans[k + 1].dtype)
+                layer = p.layer
+                last, score = k == len(plans) - 1, layer.is_score   # the loader keeps score last
+                if layer.conv is not None:
+                    x = self._vectors(p, x, m)
+                mh = layer.out_features
+                out_all = outs[k] if keep_trace and layer.conv is None else (scores if last else None)
+                acc = np.empty((x.shape[0], mh), dtype=np.int64) if score or keep_trace else None
+                x_next = None if last else np.empty((x.shape[0], mh), dtype=plans[k + 1].dtype)
                 for cols, product in p.split(x @ p.weights_t):  # exact: |every partial sum| <= p.bound
                     if acc is not None:
                         acc[:, cols] = product                  # exact integers, so the cast is exact
@@ -258,13 +276,34 @@ class GoldenModel:
                 if acc is not None:
                     acc += p.offset
                     if keep_trace:
-                        accs[k][rows] = acc
+                        accs[k][rows] = acc.reshape(m, layer.acc_elements)
                     if score:
                         out_all[rows] = p.score(acc)
+                if layer.conv is not None and x_next is not None:
+                    x_next = self._pooled(layer, x_next, m)
+                    if keep_trace:
+                        outs[k][rows] = x_next
                 x = x_next
         if not keep_trace:
             return GoldenTrace([], [scores])
         return GoldenTrace(accs, outs)
+
+    @staticmethod
+    def _vectors(p: _LayerPlan, x: np.ndarray, m: int) -> np.ndarray:
+        """(m, H*W*C) input maps -> (m * pixels, K*K*C) im2col vectors of a conv layer."""
+        c = p.layer.conv
+        cols = conv.im2col(x.reshape(m, c.ifm_h, c.ifm_w, c.channels), c.geometry, c.pad_code)
+        return np.ascontiguousarray(cols.reshape(-1, p.layer.in_features))
+
+    @staticmethod
+    def _pooled(layer: art.LayerSpec, codes: np.ndarray, m: int) -> np.ndarray:
+        """(m * pixels, MH) output codes of a conv layer -> (m, out_elements): max-pooled when it pools."""
+        g = layer.conv.geometry
+        maps = codes.reshape(m, g.ofm_h, g.ofm_w, layer.out_features)
+        pool = layer.conv.pool_geometry(layer.out_features)
+        if pool is not None:
+            maps = conv.max_pool(maps, pool)
+        return np.ascontiguousarray(maps.reshape(m, layer.out_elements))
 
     def trace(self, images: np.ndarray) -> GoldenTrace:
         """Every layer's int64 accumulators and outputs for ``images`` (N, input_features)."""
@@ -285,9 +324,12 @@ class GoldenModel:
         (tests/test_golden_fast.py, bench/golden_speed.py); about 100x slower.
         """
         x = self.check_images(images)
+        m = x.shape[0]
         accs, outs = [], []
         for p in self._plans:
             layer, t = p.layer, p.thresholds
+            if layer.conv is not None:
+                x = self._vectors(p, x, m)
             padded = np.zeros((x.shape[0], layer.in_features_padded), dtype=np.int64)
             padded[:, :layer.in_features] = x
             if layer.mac == "int":
@@ -296,10 +338,12 @@ class GoldenModel:
                 # popcount of XNOR = matches of ones + matches of zeros
                 w = p.codes.astype(np.int64)
                 acc = padded @ w.T + (1 - padded) @ (1 - w).T
-            accs.append(acc)
+            accs.append(acc.reshape(m, layer.acc_elements))
             if layer.is_score:
                 x = p.score(acc)
             else:
                 x = (acc[:, :, None] >= t[None, :, :]).sum(axis=2, dtype=np.int64)
+                if layer.conv is not None:
+                    x = self._pooled(layer, x, m)
             outs.append(x)
         return GoldenTrace(accs, outs)

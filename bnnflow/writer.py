@@ -35,6 +35,7 @@ class LayerData:
     affine: np.ndarray | None = None   # (MH, 2) int (mul, add) of a score layer: score = mul*dot + add
     affine_bits: int = 0
     mul_bits: int = 0                  # range of mul (<= affine_bits; 0: affine_bits), see LayerSpec.score_bound
+    conv: art.ConvSpec | None = None   # a convolution: weights (MH, K*K*C) in im2col column order (bnnflow.conv)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -81,6 +82,12 @@ def write_artifact(
     specs = [layer_spec(i, layer, fold) for i, (layer, fold) in enumerate(zip(layers, folding))]
     for i, (layer, spec) in enumerate(zip(layers, specs)):
         _check_values(i, spec, layer)
+    convs = [s.index for s in specs if s.is_conv]
+    unsupported = [g for g in generate if g in ("rtl", "hls")]
+    if convs and unsupported:
+        raise ValueError(f"layer {convs[0]}: a convolution has no generated {' and '.join(g.upper() for g in unsupported)} yet "
+                         "(the sliding-window units are not wired into the network tops); export it without "
+                         "them (`bnnflow export --generate none`)")
     if "hls" in generate:
         from . import hlsgen
 
@@ -107,7 +114,7 @@ def layer_spec(index: int, layer: LayerData, fold: LayerFolding) -> art.LayerSpe
         thresholds=None if layer.thresholds is None else f"L{index}_thresholds.bin",
         weight_bits=layer.weight_bits, weight_encoding=layer.weight_encoding, n_thresholds=layer.n_thresholds,
         affine=None if layer.affine is None else f"L{index}_affine.bin", affine_bits=layer.affine_bits,
-        mul_bits=layer.mul_bits,
+        mul_bits=layer.mul_bits, conv=layer.conv,
         extra={"negated_neurons": int(layer.negated_neurons)})
     problem = spec.problem()
     if problem is None and not 1 <= layer.input_bits <= art.MAX_INPUT_BITS:

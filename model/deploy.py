@@ -53,6 +53,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..conv import ConvGeometry, PoolGeometry, chw_to_hwc_columns, im2col, max_pool, torch_to_im2col_weights
 from .quantizers import (BinaryConnectQuantizer, DorefaActQuantizer, DorefaWeightQuantizer, Identity,
                          SignQuantizer, WageActQuantizer, WageWeightQuantizer, XnorSignQuantizer,
                          XnorWeightQuantizer, _pm1, wage_sigma)
@@ -141,7 +142,14 @@ class Weights:
     encoding: str             # "sym" (odd levels 2q - (2^K - 1)) or "int" (narrow two's complement)
 
 
-def layer_weights(layer: nn.Linear, index: int) -> Weights:
+def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """A linear weight as it is; a conv weight (C_out, C_in, K, K) as (C_out, K*K*C_in) in im2col order."""
+    if weight.dim() != 4:
+        return weight
+    return torch.from_numpy(np.ascontiguousarray(torch_to_im2col_weights(weight.numpy())))
+
+
+def layer_weights(layer: nn.Linear | nn.Conv2d, index: int) -> Weights:
     """The integer form of ``layer``'s quantized weights, from its weight quantizer.
 
     Each quantizer's forward value is an integer grid times a scale: sign
@@ -154,7 +162,7 @@ def layer_weights(layer: nn.Linear, index: int) -> Weights:
     """
     q = getattr(layer, "weight_quant", None)
     with torch.no_grad():
-        w = layer.weight.detach().double()
+        w = weight_matrix(layer.weight.detach()).double()
         mh = w.shape[0]
         ones = torch.ones(mh, dtype=torch.float64)
         expected = None
@@ -180,7 +188,7 @@ def layer_weights(layer: nn.Linear, index: int) -> Weights:
                 values, scale, bits, enc = _pm1(w).to(torch.int64), ones * float(w.abs().mean()), 1, "sym"
             else:
                 n = (1 << k) - 1
-                wq = q(layer.weight.detach()).double()
+                wq = weight_matrix(q(layer.weight.detach())).double()
                 codes = torch.round((wq + 1) / 2 * n).to(torch.int64)
                 values, scale, bits, enc = 2 * codes - n, ones / n, k, "sym"
         elif isinstance(q, WageWeightQuantizer):
@@ -189,13 +197,13 @@ def layer_weights(layer: nn.Linear, index: int) -> Weights:
                 raise DeployError(f"layer {index}: {k}-bit WAGE weights; the engines take at most "
                                   f"{MAX_CODE_BITS}-bit weights (train with --wbits 2..{MAX_CODE_BITS})")
             sigma = wage_sigma(k)
-            wq = q(layer.weight.detach()).double()
+            wq = weight_matrix(q(layer.weight.detach())).double()
             values, scale, bits, enc = torch.round(wq / sigma).to(torch.int64), ones * sigma, k, "int"
         else:
             raise DeployError(f"layer {index}: weight quantizer {type(q).__name__} has no integer form "
                               f"(known: sign, binaryconnect, xnor_weight, dorefa_weight, wage_weight)")
         if expected is None:
-            expected = q(layer.weight.detach()).double()
+            expected = weight_matrix(q(layer.weight.detach())).double()
         rebuilt = scale[:, None] * values.double()
         if not torch.allclose(rebuilt, expected, rtol=1e-5, atol=1e-7):
             n = int((rebuilt - expected).abs().amax(dim=1).argmax())
@@ -318,6 +326,35 @@ class DeployedLayer:
     thresholds: np.ndarray | None = None   # (MH, N) int64, engine's dot domain
     affine: np.ndarray | None = None       # (MH, 2) int64 (mul, add), score layers
     affine_bits: int = 0
+    conv: ConvGeometry | None = None       # a convolution: its vectors are im2col rows (bnnflow.conv)
+    pad_code: int = 0                      # the input code of the padding (the model's pad value)
+    pool: int = 0                          # k > 0: k x k max-pool of the output codes
+
+    def vectors(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's input vectors of (n, elements) input codes: x itself, or a conv's (n * pixels, MW) rows."""
+        if self.conv is None:
+            return x
+        g = self.conv
+        maps = x.numpy().reshape(len(x), g.ifm_h, g.ifm_w, g.channels)
+        return torch.from_numpy(np.ascontiguousarray(im2col(maps, g, self.pad_code).reshape(-1, g.vector_length)))
+
+    def pooled(self, codes: torch.Tensor, n: int) -> torch.Tensor:
+        """(n * pixels, MH) output codes -> (n, elements) HWC maps, max-pooled when the layer pools."""
+        if self.conv is None:
+            return codes
+        g = self.conv
+        maps = codes.numpy().reshape(n, g.ofm_h, g.ofm_w, codes.shape[1])
+        if self.pool:
+            maps = max_pool(maps, PoolGeometry(g.ofm_h, g.ofm_w, codes.shape[1], self.pool))
+        return torch.from_numpy(np.ascontiguousarray(maps.reshape(n, -1)))
+
+    def apply(self, modules: list[nn.Module], v: torch.Tensor) -> torch.Tensor:
+        """``modules`` on (R, MH) pre-activations; a conv's modules (BatchNorm2d, ...) see (R, MH, 1, 1)."""
+        if self.conv is not None:
+            v = v[:, :, None, None]
+        for m in modules:
+            v = m(v)
+        return v.reshape(v.shape[0], -1) if self.conv is not None else v
 
     @property
     def kind(self) -> str:
@@ -333,10 +370,7 @@ class DeployedLayer:
 
     def level(self, dot: torch.Tensor) -> torch.Tensor:
         """The level function in the model's orientation: next layer's codes of integer dots (R, MH)."""
-        v = self.real_input(dot)
-        for m in self.post:
-            v = m(v)
-        return self.output.encode(v)
+        return self.output.encode(self.apply(self.post, self.real_input(dot)))
 
     def level_hw(self, dot: torch.Tensor) -> torch.Tensor:
         """The level function of the engine's dot (negated neurons read ``-dot``)."""
@@ -351,10 +385,12 @@ class DeployedLayer:
 
     def real_score(self, dot: torch.Tensor) -> torch.Tensor:
         """The model's real score (float64) of integer dots, through copies of its modules in float64."""
-        v = ((dot - self.offset_sum).double() * self.gain + self.bias)
-        for m in _double_copies(self.post):
-            v = m(v)
-        return v
+        return self.apply(_double_copies(self.post), (dot - self.offset_sum).double() * self.gain + self.bias)
+
+
+def _block_images(layers: list[DeployedLayer]) -> int:
+    """Images per block: BLOCK_ROWS vectors, divided among a convolution's output pixels."""
+    return max(1, BLOCK_ROWS // max(layer.conv.output_pixels if layer.conv else 1 for layer in layers))
 
 
 def _double_copies(modules: list[nn.Module]) -> list[nn.Module]:
@@ -382,16 +418,22 @@ class DeployedNet:
     constants: dict[str, Any]
 
     def trace(self, images: np.ndarray) -> ReferenceTrace:
-        """Every layer's int64 dots and outputs for ``images`` (N, F) unsigned pixel codes."""
+        """Every layer's int64 dots and outputs for ``images`` (N, F) unsigned pixel codes (HWC maps).
+
+        A conv layer's dots are those of every output pixel, (N, pixels*MH) in
+        HWC order; its outputs the pooled maps the next layer reads.
+        """
         x_all = torch.from_numpy(np.asarray(images).astype(np.int64))
         out = ReferenceTrace([[] for _ in self.layers], [[] for _ in self.layers])
+        step = _block_images(self.layers)
         with torch.no_grad():
-            for start in range(0, max(len(x_all), 1), BLOCK_ROWS):
-                x = x_all[start:start + BLOCK_ROWS]
+            for start in range(0, max(len(x_all), 1), step):
+                x = x_all[start:start + step]
+                n = len(x)
                 for k, layer in enumerate(self.layers):
-                    dot = exact_dot(layer.input.values(x), layer.weights, layer.dot_bound)
-                    x = layer.score(dot) if layer.output is None else layer.level_hw(dot)
-                    out.dots[k].append(dot.numpy())
+                    dot = exact_dot(layer.input.values(layer.vectors(x)), layer.weights, layer.dot_bound)
+                    x = layer.score(dot) if layer.output is None else layer.pooled(layer.level_hw(dot), n)
+                    out.dots[k].append(dot.numpy().reshape(n, -1))
                     out.outputs[k].append(x.numpy())
         out.dots = [np.concatenate(d) for d in out.dots]
         out.outputs = [np.concatenate(o) for o in out.outputs]
@@ -478,12 +520,11 @@ def _statistics(layer: DeployedLayer, x: torch.Tensor, modules: list[nn.Module])
     memory at a few BLOCK_ROWS x MH tensors for any training set.
     """
     peak, abs_peak, sums, count = -math.inf, 0.0, [], 0
-    for start in range(0, len(x), BLOCK_ROWS):
-        dot = exact_dot(layer.input.values(x[start:start + BLOCK_ROWS].to(torch.int64)), layer.weights,
+    step = _block_images([layer])
+    for start in range(0, len(x), step):
+        dot = exact_dot(layer.input.values(layer.vectors(x[start:start + step].to(torch.int64))), layer.weights,
                         layer.dot_bound)
-        v = layer.real_input(dot)
-        for m in modules:
-            v = m(v)
+        v = layer.apply(modules, layer.real_input(dot))
         a = v.double().abs().numpy()
         peak, abs_peak = max(peak, float(v.max())), max(abs_peak, float(a.max()))
         sums.append(float(a.sum()))
@@ -492,13 +533,14 @@ def _statistics(layer: DeployedLayer, x: torch.Tensor, modules: list[nn.Module])
 
 
 def _next_codes(layer: DeployedLayer, x: torch.Tensor) -> torch.Tensor:
-    """The layer's output codes (uint8) of its input codes ``x``, block by block."""
-    out = torch.empty((len(x), layer.weights.shape[0]), dtype=torch.uint8)
-    for start in range(0, len(x), BLOCK_ROWS):
-        rows = slice(start, start + BLOCK_ROWS)
-        dot = exact_dot(layer.input.values(x[rows].to(torch.int64)), layer.weights, layer.dot_bound)
-        out[rows] = layer.level_hw(dot).to(torch.uint8)
-    return out
+    """The layer's output codes (uint8, pooled maps of a conv) of its input codes ``x``, block by block."""
+    blocks = []
+    step = _block_images([layer])
+    for start in range(0, len(x), step):
+        rows = x[start:start + step].to(torch.int64)
+        dot = exact_dot(layer.input.values(layer.vectors(rows)), layer.weights, layer.dot_bound)
+        blocks.append(layer.pooled(layer.level_hw(dot), len(rows)).to(torch.uint8))
+    return torch.cat(blocks)
 
 
 def _score_affine(layer: DeployedLayer, index: int) -> tuple[np.ndarray | None, int]:
@@ -591,7 +633,7 @@ def _model_chain(model: nn.Module) -> tuple[float, list[nn.Module], list[int]]:
         raise DeployError(f"{type(model).__name__} has no hardware mapping (no deployment_chain)")
     model.eval()
     input_scale, chain = model.deployment_chain()
-    linears = [i for i, m in enumerate(chain) if isinstance(m, nn.Linear)]
+    linears = [i for i, m in enumerate(chain) if isinstance(m, (nn.Linear, nn.Conv2d))]
     if not linears:
         raise DeployError("the model has no linear layer to deploy")
     if linears[0] != 0:
@@ -633,7 +675,10 @@ def deploy(model: nn.Module, input_bits: int, calibration: np.ndarray | None = N
     stored = constants or {}
     abits = int(stored.get("abits", abits))
     n = len(linears)
-    posts = [chain[pos + 1:(linears[k + 1] if k + 1 < n else len(chain))] for k, pos in enumerate(linears)]
+    raw_posts = [chain[pos + 1:(linears[k + 1] if k + 1 < n else len(chain))] for k, pos in enumerate(linears)]
+    pools = [_pool_of(post, k) for k, post in enumerate(raw_posts)]        # (k x k, level modules before it)
+    posts = [[m for m in post if not isinstance(m, (nn.MaxPool2d, nn.Flatten))] for post in raw_posts]
+    in_map = _image_map(model)
     # which layers' outputs must be measured on the training split: a real output without a stored
     # scale, or the input of an XNOR-Net layer (its beta) without a stored beta
     needs_scale = [k + 1 < n and _output_codes(posts[k], k) is None
@@ -655,7 +700,8 @@ def deploy(model: nn.Module, input_bits: int, calibration: np.ndarray | None = N
         beta = 1.0
         if getattr(lin, "input_scaling", False):
             beta = entry["beta"] = _constant(stored, k, "beta", beta_next)
-        layer = _layer(k, lin, codes, post, beta)
+        layer = _layer(k, lin, codes, post, beta, in_map)
+        layer.pool = pools[k][0]
         with torch.no_grad():
             if k + 1 == n:
                 layer.affine, layer.affine_bits = _score_affine(layer, k)
@@ -675,16 +721,127 @@ def deploy(model: nn.Module, input_bits: int, calibration: np.ndarray | None = N
                 layer.sign = torch.from_numpy(sign)
                 layer.weights = layer.weights * layer.sign[:, None]
                 layer.thresholds = t
+                if layer.pool:
+                    _check_pool_order(layer, pools[k][1], k)
                 x = _next_codes(layer, x) if measured and k < measured[-1] else None
         record["layers"].append(entry)
         layers.append(layer)
         codes = layer.output
+        if layer.conv is not None:
+            g, mh = layer.conv, layer.weights.shape[0]
+            in_map = (mh, g.ofm_h // layer.pool, g.ofm_w // layer.pool) if layer.pool else (mh, g.ofm_h, g.ofm_w)
+        else:
+            in_map = None
     return DeployedNet(layers, pixel_codes(input_bits, input_scale), record)
 
 
-def _layer(k: int, lin: nn.Linear, codes: Codes, post: list[nn.Module], beta: float) -> DeployedLayer:
-    """Layer ``k`` before its output is known: weights, the scales folded into ``gain``, the input offset."""
+def _image_map(model: nn.Module) -> tuple[int, int, int] | None:
+    """(C, H, W) of a conv net's input image, None for an MLP; multi-channel images are refused (for now)."""
+    shape = getattr(model, "image_shape", None)
+    if shape is None:
+        return None
+    c, h, w = (int(v) for v in shape)
+    if c != 1:
+        raise DeployError(f"layer 0: {c}-channel images: the exported vectors would have to be reordered to "
+                          "pixel-major (HWC); only single-channel images export for now")
+    return c, h, w
+
+
+def _pool_of(post: list[nn.Module], k: int) -> tuple[int, int]:
+    """(k, position): the max-pool in ``post`` (k x k, stride k) and how many level modules precede it; (0, 0)."""
+    pools = [i for i, m in enumerate(post) if isinstance(m, nn.MaxPool2d)]
+    if not pools:
+        return 0, 0
+    if len(pools) > 1:
+        raise DeployError(f"layer {k}: {len(pools)} max-pools follow it; the engines pool once per layer")
+    m = post[pools[0]]
+    size, stride = m.kernel_size, m.stride
+    size = size if isinstance(size, int) else size[0] if len(set(size)) == 1 else None
+    stride = stride if isinstance(stride, int) else stride[0] if len(set(stride)) == 1 else None
+    pad = m.padding if isinstance(m.padding, int) else max(m.padding)
+    dil = m.dilation if isinstance(m.dilation, int) else max(m.dilation)
+    if size is None or stride != size or pad or dil != 1 or m.ceil_mode:
+        raise DeployError(f"layer {k}: {m} is not a k x k max-pool with stride k (no padding, dilation or "
+                          "ceil_mode), the one the max-pool unit computes")
+    before = sum(1 for x in post[:pools[0]] if not isinstance(x, (nn.MaxPool2d, nn.Flatten)))
+    return size, before
+
+
+def _check_pool_order(layer: DeployedLayer, before: int, k: int) -> None:
+    """The hardware pools the output codes; the model pools ``post[:before]``'s values and applies the rest.
+
+    The two agree exactly when everything after the pool (and the encoder) is
+    non-decreasing on the values that reach it; checked on the sorted values
+    of every neuron over a grid of dots (XNOR-Net's BatchNorm after the pool
+    fails it when a gamma is negative).
+    """
+    after = layer.post[before:]
+    if not any(not _is_identity_forward(m) for m in after):
+        return
+    mh, bound = layer.weights.shape[0], layer.dot_bound
+    dots = torch.linspace(-bound, bound, 1025).round().to(torch.int64)[:, None].expand(-1, mh).contiguous()
+    with torch.no_grad():
+        values = layer.apply(layer.post[:before], layer.real_input(dots)).sort(dim=0).values
+        codes = layer.output.encode(layer.apply(after, values))
+    falling = torch.nonzero(codes[1:] < codes[:-1])
+    if falling.numel():
+        n = int(falling[0][1])
+        names = ", ".join(type(m).__name__ for m in after if not _is_identity_forward(m))
+        raise DeployError(f"layer {k}, channel {n}: the modules after its max-pool ({names}) decrease for this "
+                          "channel; the max-pool unit pools the output codes, which equals the model's pool only "
+                          "when what follows the pool is non-decreasing (move the pool after the activation)")
+
+
+def _pad_code(codes: Codes, conv: nn.Conv2d, k: int) -> int:
+    """The input code of the value ``conv`` pads its (quantized) input with."""
+    if not any(conv.padding):
+        return 0
+    value = float(getattr(conv, "pad_value", 0.0))
+    if codes.kind == "bipolar":
+        if value not in (1.0, -1.0):
+            raise DeployError(f"layer {k}: pads its +-1 inputs with {value:g}, which has no 1-bit code; pad them "
+                              "with +1 (QuantConv2d pad_value=1, the default of bnnflow's sign-input "
+                              "convolutions) and retrain")
+        return int(value > 0)
+    code = round(value / codes.scale) + codes.offset
+    if not codes.lo + codes.offset <= code <= codes.hi + codes.offset \
+            or abs(codes.scale * (code - codes.offset) - value) > 1e-9 * max(1.0, abs(value)):
+        raise DeployError(f"layer {k}: pads with {value:g}, which is not one of its {codes.bits}-bit input codes")
+    return int(code)
+
+
+def _layer(k: int, lin: nn.Linear | nn.Conv2d, codes: Codes, post: list[nn.Module], beta: float,
+           in_map: tuple[int, int, int] | None = None) -> DeployedLayer:
+    """Layer ``k`` before its output is known: weights, the scales folded into ``gain``, the input offset.
+
+    ``in_map`` (C, H, W) is the feature map the layer reads: a convolution
+    slides over it; a fully connected layer after a convolution reads it
+    flattened pixel-major (HWC), so its weight columns are reordered from
+    torch's (C, H, W) flatten.
+    """
     w = layer_weights(lin, k)
+    geometry, pad_code = None, 0
+    if isinstance(lin, nn.Conv2d):
+        if in_map is None:
+            raise DeployError(f"layer {k}: a convolution without an input feature map")
+        stride = lin.stride if isinstance(lin.stride, tuple) else (lin.stride,)
+        if set(stride) != {1} or set(lin.dilation) != {1} or lin.groups != 1 \
+                or len(set(lin.kernel_size)) != 1 or len(set(lin.padding)) != 1:
+            raise DeployError(f"layer {k}: {lin.__class__.__name__}(kernel {lin.kernel_size}, stride {lin.stride}, "
+                              f"padding {lin.padding}, dilation {lin.dilation}, groups {lin.groups}): the "
+                              "sliding-window unit takes square kernels, stride 1, equal padding, no groups")
+        per_feature = [m for m in post if isinstance(m, nn.BatchNorm1d)]
+        if per_feature:
+            raise DeployError(f"layer {k}: {type(per_feature[0]).__name__}({per_feature[0].num_features}) normalizes "
+                              "the flattened map feature by feature, so every pixel would need its own thresholds; "
+                              "the engines hold one set per output channel (normalize per channel before the "
+                              "flatten)")
+        c, h, wd = in_map
+        geometry = ConvGeometry(h, wd, c, lin.kernel_size[0], lin.padding[0])
+        pad_code = _pad_code(codes, lin, k)
+    elif in_map is not None:
+        w = Weights(torch.from_numpy(np.ascontiguousarray(chw_to_hwc_columns(w.values.numpy(), *in_map))),
+                    w.scale, w.bits, w.encoding)
     mac = "xnor" if codes.kind == "bipolar" else "int"
     if mac == "xnor" and (w.bits != 1 or w.encoding != "sym"):
         raise DeployError(f"layer {k}: bipolar (sign) inputs need 1-bit weights for the XNOR engine, "
@@ -697,7 +854,7 @@ def _layer(k: int, lin: nn.Linear, codes: Codes, post: list[nn.Module], beta: fl
     return DeployedLayer(
         index=k, mac=mac, weights=w.values, weight_bits=w.bits, weight_encoding=w.encoding, input=codes,
         gain=gain, bias=bias, offset_sum=codes.offset * w.values.sum(dim=1), post=list(post), output=None,
-        sign=torch.ones(mh, dtype=torch.int64), dot_bound=mw * xmax * wmax)
+        sign=torch.ones(mh, dtype=torch.int64), dot_bound=mw * xmax * wmax, conv=geometry, pad_code=pad_code)
 
 
 def _layer_entry(stored: dict[str, Any], k: int) -> dict[str, Any]:

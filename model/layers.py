@@ -98,14 +98,21 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
     With ``input_scaling`` the output is multiplied by XNOR-Net's K map
     (sec. 3.2): A = mean over channels of |I|, K = A convolved with a k x k box
     filter of value 1/(k*k), with the layer's stride and padding.
+
+    ``pad_value``: the value the quantized input is padded with. Binarized
+    (+-1) inputs have no 0, so a zero border would be a third value that an
+    XNOR-popcount engine cannot represent; padding them with +1 (Larq's
+    ``pad_values=1``) keeps the hardware's arithmetic exact
+    (docs/ARTIFACT.md, "Convolutions"). Other inputs pad with 0.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = False, weight_quant=None, input_quant=None,
                  weight_clip: float | None = None, output_quant=None, input_scaling: bool = False,
-                 output_scale: float = 1.0):
+                 output_scale: float = 1.0, pad_value: float = 0.0):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         self._setup(weight_quant, input_quant, output_quant, weight_clip, input_scaling, output_scale)
+        self.pad_value = float(pad_value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = None
@@ -114,7 +121,13 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
             kh, kw = self.kernel_size
             box = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
             scale = F.conv2d(a, box, stride=self.stride, padding=self.padding)
-        y = F.conv2d(self.input_quant(x), self.quantized_weight(), self.bias, self.stride, self.padding)
+        xq = self.input_quant(x)
+        if self.pad_value != 0.0 and any(self.padding):
+            ph, pw = self.padding
+            xq = F.pad(xq, (pw, pw, ph, ph), value=self.pad_value)
+            y = F.conv2d(xq, self.quantized_weight(), self.bias, self.stride, 0)
+        else:
+            y = F.conv2d(xq, self.quantized_weight(), self.bias, self.stride, self.padding)
         return self._finish(y, scale)
 
 

@@ -149,9 +149,13 @@ def bits_label(cfg: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _layer(spec: dict, n_in: int, n_out: int, **kw) -> nn.Module:
+#: A convolution on sign (+-1) inputs pads with +1: 0 is not a value of its inputs (QuantConv2d.pad_value).
+SIGN_PADDING = {"pad_value": 1.0}
+
+
+def _layer(spec: dict, n_in: int, n_out: int, pad_value: float = 0.0, **kw) -> nn.Module:
     if spec["kind"] == "conv":
-        return QuantConv2d(n_in, n_out, spec["k"], padding=spec["pad"], **kw)
+        return QuantConv2d(n_in, n_out, spec["k"], padding=spec["pad"], pad_value=pad_value, **kw)
     return QuantLinear(n_in, n_out, **kw)
 
 
@@ -225,7 +229,8 @@ def _method_block(method: str, cfg: dict, spec: dict, n_in: int, n_out: int, pos
         # sign of the previous block's BN output is this layer's input quantizer; the first
         # layer multiplies the raw integer pixels (the paper's bit-plane first layer).
         layer = _layer(spec, n_in, n_out, weight_quant=SignQuantizer(),
-                       input_quant=None if first else SignQuantizer(), weight_clip=1.0)
+                       input_quant=None if first else SignQuantizer(), weight_clip=1.0,
+                       **({} if first else SIGN_PADDING))
         return [layer, bn(n_out)]
 
     if method == "xnor":
@@ -235,7 +240,8 @@ def _method_block(method: str, cfg: dict, spec: dict, n_in: int, n_out: int, pos
                    [_layer(spec, n_in, n_out), bn(n_out), nn.ReLU()]
         xnor = cfg["variant"] == "xnor"
         layer = _layer(spec, n_in, n_out, weight_quant=XnorWeightQuantizer(),
-                       input_quant=XnorSignQuantizer() if xnor else None, input_scaling=xnor)
+                       input_quant=XnorSignQuantizer() if xnor else None, input_scaling=xnor,
+                       **(SIGN_PADDING if xnor else {}))
         # the XNOR-Net block order: BN -> BinActiv (in the layer) -> BinConv -> ReLU (-> pool)
         return [bn(n_in), layer] if last else [bn(n_in), layer, nn.ReLU()]
 

@@ -167,16 +167,14 @@ class QuantNet(nn.Module):
         """(input scale, the body's modules with each layer's input quantizer in front of the layer).
 
         A layer's input quantizer (XNOR-Net's sign) acts on the previous block's
-        output, so it belongs to that block's level function. Conv nets have no
-        hardware mapping yet (a later issue).
+        output, so it belongs to that block's level function. Conv nets keep
+        their MaxPool2d and Flatten modules in place (the deployment pools the
+        codes and reorders the flattened map, :mod:`.deploy`).
         """
-        if self.image_shape is not None:
-            raise ValueError(f"--method {self.method} with arch {self.arch!r} has no hardware mapping yet: "
-                             f"convolutional nets are a later issue; only MLPs (--hidden, no --arch) export")
         chain: list[nn.Module] = []
         for m in self.body:
             q = getattr(m, "input_quant", None)
-            if isinstance(m, nn.Linear) and q is not None and not isinstance(q, Identity):
+            if isinstance(m, (nn.Linear, nn.Conv2d)) and q is not None and not isinstance(q, Identity):
                 chain.append(q)
             chain.append(m)
         return self.input_scale, chain

@@ -114,7 +114,7 @@ def test_version_1_export_is_told_to_re_export(tmp_path):
     root = tmp_path / "a"
     testing.random_artifact(root, seed=6, generate=())
     _edit(root, lambda m: m.update(format_version=1))
-    with pytest.raises(art.ArtifactError, match="reads version 3 .*older than this bnnflow: run `bnnflow export` again"):
+    with pytest.raises(art.ArtifactError, match="reads versions 3, 4 .*older than this bnnflow: run `bnnflow export` again"):
         art.load(root)
 
 

@@ -52,7 +52,7 @@ def test_checksum_mismatch(good):
 
 def test_wrong_format_version(good):
     edit_manifest(good, lambda m: m.update(format_version=99))
-    with pytest.raises(art.ArtifactError, match="'format_version' is 99; this bnnflow reads version 3"):
+    with pytest.raises(art.ArtifactError, match="'format_version' is 99; this bnnflow reads versions 3, 4"):
         art.load(good)
 
 
@@ -116,8 +116,8 @@ def _files_entry(root, rel):
 
 @pytest.mark.parametrize("change, message", [
     (lambda m: m["network"].update(input_bits=9), r"network: field 'input_bits' is 9, expected an integer in 1\.\.8"),
-    (lambda m: m.update(format_version=True), r"'format_version' is True; this bnnflow reads version 3"),
-    (lambda m: m.update(format_version=1.0), r"'format_version' is 1\.0; this bnnflow reads version 3"),
+    (lambda m: m.update(format_version=True), r"'format_version' is True; this bnnflow reads versions 3, 4"),
+    (lambda m: m.update(format_version=1.0), r"'format_version' is 1\.0; this bnnflow reads versions 3, 4"),
     (lambda m: m["layers"][1].update(index=2), r"layers\[1\]: field 'index' is 2, expected 1"),
     (lambda m: m["layers"][0].update(pe=0), r"layers\[0\]: field 'pe' is 0, expected an integer >= 1"),
     (lambda m: m["layers"][0].update(simd=-4), r"layers\[0\]: field 'simd' is -4, expected an integer >= 1"),

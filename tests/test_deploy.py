@@ -217,7 +217,6 @@ def small_config(**kw):
 
 @pytest.mark.parametrize("kw, message", [
     ({"method": "float"}, "--method float has no hardware mapping: its weights and activations are real"),
-    ({"method": "bnn", "arch": "4C3-FC8"}, "convolutional nets are a later issue"),
     ({"method": "xnor", "first_layer": "quant"}, "layer 0: the model applies BatchNorm1d, XnorSignQuantizer to the pixels"),
     ({"method": "dorefa", "abits": 9}, "layer 0: 9-bit DoReFa activations; the engines take at most 8-bit inputs"),
     ({"method": "dorefa", "wbits": 12, "hidden": [16, 16]}, "layer 1: 12-bit DoReFa weights"),
@@ -258,14 +257,14 @@ def test_export_and_verify_cli_report_float_and_deployed_accuracy(method_runs, c
 
 
 def randomized(config: dict, digits, seed: int = 0) -> torch.nn.Module:
-    """``build_model(config)`` with random BatchNorm affines (negative and zero gammas included) and
-    running statistics from three training-mode passes over digits: a cheap stand-in for a trained net."""
+    """``build_model(config)`` with random BatchNorm affines (1-d and 2-d; negative and zero gammas included)
+    and running statistics from three training-mode passes over digits: a cheap stand-in for a trained net."""
     torch.manual_seed(seed)
     model = build_model(config)
     x = torch.from_numpy(digits.x_train[:256].astype(np.float32))
     model.train()
     with torch.no_grad():
-        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+        for bn in (m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))):
             bn.weight.normal_(0.0, 1.0)
             bn.weight[:2] = 0.0
             bn.bias.normal_(0.0, 0.5)
