@@ -195,16 +195,26 @@ def _compile(artifact: art.Artifact, build_dir: Path | None, name: str, sources:
         (target_dir / file_name).write_text(text)
     cmd = [cxx, *flags, "-I", str(src), "-I", str(header.parent), "-isystem", str(ap_include),
            *[str(p) for p in sources], *[str(target_dir / n) for n in generated]]
-    fd, tmp = tempfile.mkstemp(prefix=f"{name}.", dir=target_dir)
+    return binary, True, compile_binary(cmd, binary, "C-simulation")
+
+
+def compile_binary(cmd: list[str], binary: Path, what: str) -> str:
+    """Run the compile ``cmd`` (without ``-o``) into ``binary`` atomically; return the command and its output.
+
+    The compiler writes a temporary file beside ``binary`` that replaces it
+    only when complete, so a concurrent caller sees either nothing or the
+    whole binary. Raises :class:`HlsToolError` with the compiler's message.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f"{binary.name}.", dir=binary.parent)
     os.close(fd)
     proc = subprocess.run([*cmd, "-o", tmp], capture_output=True, text=True)
     log = " ".join(cmd) + "\n" + proc.stdout + proc.stderr
     if proc.returncode != 0:
         os.unlink(tmp)
-        raise HlsToolError(f"C-simulation compile failed (exit {proc.returncode}):\n{log}")
+        raise HlsToolError(f"{what} compile failed (exit {proc.returncode}):\n{log}")
     os.chmod(tmp, 0o755)
-    os.replace(tmp, binary)  # atomic: a concurrent caller sees either nothing or the full binary
-    return binary, True, log
+    os.replace(tmp, binary)
+    return log
 
 
 def build_csim(artifact: art.Artifact, build_dir: Path | None = None) -> tuple[Path, bool, str]:

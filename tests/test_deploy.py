@@ -381,3 +381,36 @@ def test_docs_worked_example_binaryconnect_neuron():
     t, sign = search_thresholds(level, 2, 255, -640, 640)
     assert sign.tolist() == [1, -1]
     assert np.array_equal(t[0], np.arange(66, 321)) and np.array_equal(t[1], np.arange(-84, 171))
+
+
+#: Every level on Icarus in CI for the setting that uses the most datapaths at once (8-bit int multiply lanes
+#: on pixels, signed activations as offset codes, 255 thresholds, an 8-bit int score layer); the other seven
+#: run under `slow` (each 35-60 s here). Random nets of every datapath run on Icarus in CI too
+#: (tests/test_levels_v3.py); full test splits at the demo size run on Verilator (README, make demo).
+CI_LEVEL_SETTINGS = ("xnor-bwn",)
+
+
+@pytest.mark.rtl
+@pytest.mark.hls
+@pytest.mark.parametrize("name", [pytest.param(m[0], marks=() if m[0] in CI_LEVEL_SETTINGS else pytest.mark.slow)
+                                  for m in METHODS], ids=[m[0] for m in METHODS])
+def test_every_method_verifies_at_every_level_on_icarus(method_runs, name, tmp_path, capsys, hls_toolchain,
+                                                        one_thread):
+    """`bnnflow verify --against golden,rtl,hls,board-sim --sim icarus` on the first 24 test images of each
+    trained setting: PASS, every level's scores equal to the deployed torch reference's."""
+    import shutil
+
+    from bnnflow.sim import toolchain
+    from bnnflow.verify import verify_run
+
+    toolchain.pytest_require("icarus")
+    run = tmp_path / name
+    shutil.copytree(method_runs[name], run, ignore=shutil.ignore_patterns("export"))
+    export_run(run)
+    capsys.readouterr()
+    assert verify_run(run, ["golden", "rtl", "hls", "board-sim"], sim="icarus", limit=24) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    for level in ("golden", "rtl", "hls", "board-sim"):
+        assert level in rows and "yes" in rows[level] and "100.00%" in rows[level], out
+    assert "PASS: every level matches torch and the golden model bit for bit" in out
