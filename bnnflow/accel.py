@@ -111,7 +111,7 @@ class Stream:
     """One side of the accelerator as the DMA sees it."""
 
     word_bits: int         # meaningful bits of one engine word
-    words_per_image: int   # SF of the first layer (in) or NF of the last layer (out)
+    words_per_image: int   # the first layer's in_stream_words (in), the last layer's out_stream_words (out)
 
     @property
     def beat_bits(self) -> int:
@@ -137,12 +137,12 @@ class Stream:
 
 def input_stream(artifact: "Artifact") -> Stream:
     first = artifact.layers[0]
-    return Stream(first.in_stream_bits, first.sf)
+    return Stream(first.in_stream_bits, first.in_stream_words)
 
 
 def output_stream(artifact: "Artifact") -> Stream:
     last = artifact.layers[-1]
-    return Stream(last.out_stream_bits, last.nf)
+    return Stream(last.out_stream_bits, last.out_stream_words)
 
 
 # -- memory words ---------------------------------------------------------------

@@ -288,6 +288,16 @@ class LayerSpec:
         return h * w * self.out_features
 
     @property
+    def in_stream_words(self) -> int:
+        """Words of one image on the layer's input stream: SF (FC), or the input map's pixels x channels/SIMD."""
+        return self.in_elements // self.simd if self.conv else self.sf
+
+    @property
+    def out_stream_words(self) -> int:
+        """Words of one image on the layer's output stream (after a pool): NF (FC), or pixels x NF (conv)."""
+        return self.out_elements // self.pe
+
+    @property
     def cycles_per_image(self) -> int:
         """NF * SF per vector times the vectors of one image."""
         return self.cycles_per_vector * self.pixels

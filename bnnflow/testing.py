@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,71 @@ def random_stack(
     return out
 
 
+def random_conv_stack(
+    rng: np.random.Generator, ifm: tuple[int, int, int], input_bits: int, layers: list[dict],
+) -> list[LayerData]:
+    """Chain random conv and fully connected layers over an (H, W, C) input map.
+
+    A dict with ``kernel`` is a convolution: ``mh`` output channels,
+    ``kernel``, ``pad`` (default 0), ``pool`` (default 0) and ``pad_code``
+    (default 1 for an ``xnor_*`` layer, whose +-1 inputs pad with +1, else
+    0); other dicts are fully connected layers reading the flattened map.
+    The remaining keys are :func:`random_layer`'s (``kind`` defaults to
+    int_threshold, the last layer int_score). Shapes are checked by
+    :class:`~bnnflow.artifact.ConvSpec` when the layers are written.
+    """
+    out = []
+    h, w, c = ifm
+    elements, bits = h * w * c, input_bits
+    spatial = True
+    for k, params in enumerate(layers):
+        params = dict(params)
+        mh = params.pop("mh")
+        kind = params.pop("kind", art.INT_SCORE if k == len(layers) - 1 else art.INT_THRESHOLD)
+        conv_spec = None
+        if "kernel" in params:
+            if not spatial:
+                raise ValueError(f"layer {k}: a convolution after a fully connected layer has no map to read")
+            kernel, pad, pool = params.pop("kernel"), params.pop("pad", 0), params.pop("pool", 0)
+            pad_code = params.pop("pad_code", 1 if kind.startswith("xnor") else 0)
+            conv_spec = art.ConvSpec(h, w, c, kernel, pad, pad_code, pool)
+            mw = kernel * kernel * c
+        else:
+            spatial, mw = False, elements
+        layer = random_layer(rng, kind, mw, mh, input_bits=bits, **params)
+        out.append(dataclasses.replace(layer, conv=conv_spec))
+        bits = max(1, layer.n_thresholds.bit_length())
+        if conv_spec is not None:
+            oh, ow = h + 2 * conv_spec.pad - kernel + 1, w + 2 * conv_spec.pad - kernel + 1
+            h, w, c = (oh // pool, ow // pool, mh) if pool else (oh, ow, mh)
+            elements = h * w * c
+        else:
+            elements = mh
+    return out
+
+
+def conv_artifact(
+    out_dir: str | Path, seed: int, ifm: tuple[int, int, int], input_bits: int, layers: list[dict],
+    folding: list[LayerFolding] | None = None, n_vectors: int = 8, generate: tuple[str, ...] = (),
+) -> art.Artifact:
+    """A random conv net's artifact (:func:`random_conv_stack`) whose thresholds are drawn from its own
+    accumulators on the ``n_vectors`` random test images (:func:`fit_thresholds_to_images`), so every
+    threshold layer's outputs vary. The default folding gives each conv the widest SIMD dividing its
+    channels."""
+    rng = np.random.default_rng(seed)
+    data = random_conv_stack(rng, ifm, input_bits, layers)
+    channels = [d.conv.channels if d.conv else None for d in data]
+    folding = folding or default_folding([d.shape for d in data], channels=channels)
+    features = ifm[0] * ifm[1] * ifm[2]
+    images = rng.integers(0, 1 << input_bits, size=(n_vectors, features), dtype=np.uint8)
+    classes = data[-1].shape[1]
+    network = {"name": f"conv{seed}", "input_features": features, "input_shape": list(ifm),
+               "input_bits": input_bits, "num_classes": classes, "method": "random", "dataset": "random"}
+    data = fit_thresholds_to_images(rng, network, data, folding, images)
+    labels = rng.integers(0, classes, size=n_vectors)
+    return write_artifact(out_dir, network, data, folding, vectors=(images, labels), generate=generate)
+
+
 def data_thresholds(rng: np.random.Generator, spec: art.LayerSpec, accs: np.ndarray) -> np.ndarray:
     """(MH, N) thresholds drawn from the accumulators ``accs`` (images, MH) the layer sees on test images.
 
@@ -158,7 +224,7 @@ def fit_thresholds_to_images(rng: np.random.Generator, network: dict, layers: li
                 continue
             prefix = dict(network, num_classes=max(2, layer.shape[1]))
             a = write_artifact(Path(tmp) / f"p{k}", prefix, layers[:k + 1], folding[:k + 1], generate=())
-            accs = GoldenModel(a).trace(images).accumulators[k]
+            accs = GoldenModel(a).trace(images).accumulators[k].reshape(-1, spec.out_features)  # conv: every pixel
             t = data_thresholds(rng, spec, accs)
             layers[k] = dataclasses.replace(layer, thresholds=t[:, 0] if spec.n_thresholds == 1 else t)
     return layers
