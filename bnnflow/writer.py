@@ -83,7 +83,7 @@ def write_artifact(
     for i, (layer, spec) in enumerate(zip(layers, specs)):
         _check_values(i, spec, layer)
     convs = [s.index for s in specs if s.is_conv]
-    unsupported = [g for g in generate if g in ("rtl", "hls")]
+    unsupported = [g for g in generate if g in ("rtl", "hls") and not _generates_conv(g)]
     if convs and unsupported:
         raise ValueError(f"layer {convs[0]}: a convolution has no generated {' and '.join(g.upper() for g in unsupported)} yet "
                          "(the sliding-window units are not wired into the network tops); export it without "
@@ -103,6 +103,13 @@ def write_artifact(
         raise
     _replace_dir(out, final)
     return art.load(final)
+
+
+def _generates_conv(target: str) -> bool:
+    """Whether the generator of ``target`` (rtl, hls) wires convolutions (its module's SUPPORTS_CONV)."""
+    import importlib
+
+    return bool(getattr(importlib.import_module(f"bnnflow.{target}gen"), "SUPPORTS_CONV", False))
 
 
 def layer_spec(index: int, layer: LayerData, fold: LayerFolding) -> art.LayerSpec:
