@@ -230,8 +230,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     for layer in artifact.layers:
         widths = f"W{layer.weight_bits}{'' if layer.weight_encoding == 'sym' else 'i'} A{layer.input_bits}->" + (
             f"{layer.output_bits}" if layer.has_thresholds else "score")
+        cycles = f"NF*SF={layer.nf}*{layer.sf}={layer.cycles_per_vector} cycles"
+        conv = ""
+        if layer.conv is not None:
+            c = layer.conv
+            cycles = f"NF*SF*pixels={layer.nf}*{layer.sf}*{layer.pixels}={layer.cycles_per_image} cycles"
+            conv = (f"  conv {c.kernel}x{c.kernel} pad {c.pad} on {c.ifm_h}x{c.ifm_w}x{c.channels}"
+                    + (f", max-pool {c.pool}" if c.pool else ""))
         print(f"  L{layer.index} {layer.kind:15s} {widths:12s} {layer.in_features:5d} -> {layer.out_features:5d}  "
-              f"PE={layer.pe:3d} SIMD={layer.simd:3d}  NF*SF={layer.nf}*{layer.sf}={layer.cycles_per_vector} cycles")
+              f"PE={layer.pe:3d} SIMD={layer.simd:3d}  {cycles}{conv}")
     return 0
 
 

@@ -127,6 +127,8 @@ def test_export_and_verify_cli_on_a_trained_conv_net(tmp_path, capsys, one_threa
     assert main(["train", "--dataset", "digits", "--method", "bnn", "--arch", "4C3-MP2-8C3-FC16", "--epochs", "1",
                  "--seed", "2", "--out", str(run), "--quiet"]) == 0
     assert main(["export", str(run), "--generate", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "NF*SF*pixels=1*9*64=576 cycles  conv 3x3 pad 1 on 8x8x1, max-pool 2" in out     # layer 0: 4 channels
     assert main(["verify", str(run), "--against", "golden"]) == 0
     out = capsys.readouterr().out
     assert "PASS: every level matches torch" in out
