@@ -99,8 +99,9 @@ def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
         config = read_json_object(config_path)
         method, arch = config.get("method"), config.get("arch", MAPPED_ARCH)
         if arch != MAPPED_ARCH:
-            raise ValueError(f"{config_path}: --method {method} with arch {arch!r} has no hardware mapping yet; "
-                             "convolutional nets are a later issue, only MLPs (--hidden, no --arch) export")
+            raise ValueError(f"{config_path}: --method {method} with arch {arch!r} is a conv net; `bnnflow fold` "
+                             "covers MLPs only so far (its cost model has no sliding-window or max-pool units); "
+                             "conv nets export with the default folding (`bnnflow export --generate none`)")
         if method == "float":
             raise ValueError(f"{config_path}: --method float with arch {arch!r} has no hardware mapping: its "
                              "weights and activations are real (train a quantized method)")
@@ -121,6 +122,10 @@ def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
         return layers_from_sizes(sizes, int(config["input_bits"])), f"run {path}"
     if manifest_path.is_file():
         a = art.load(path, verify_checksums=False, check_model=False)
+        convs = [l.index for l in a.layers if l.is_conv]
+        if convs:
+            raise ValueError(f"{manifest_path}: layer {convs[0]} is a convolution; `bnnflow fold` covers MLPs only "
+                             "so far (its cost model has no sliding-window or max-pool units)")
         return [LayerKind.of(l) for l in a.layers], f"export {path}"
     raise FileNotFoundError(f"{path}: neither a training run (config.json) nor an export (manifest.json)")
 

@@ -6,8 +6,8 @@
   ``--arch`` spec such as ``64C3-64C3-MP2-128C3-MP2-FC256``.
 
 Both have ``deployment_chain()``: the input scale and the flat list of modules
-that :mod:`bnnflow.model.deploy` turns into integer layers (MLPs only; conv nets
-are a later issue).
+that :mod:`bnnflow.model.deploy` turns into integer layers (MLPs and conv nets;
+docs/ARTIFACT.md "Convolutions").
 """
 
 from __future__ import annotations
