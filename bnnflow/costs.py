@@ -847,10 +847,15 @@ def rtl_hashes() -> dict[str, str]:
 
 
 def stale_files(table: dict[str, Any]) -> list[str]:
-    """RTL files changed since the table was measured (the estimates may have drifted)."""
+    """RTL files the table was measured on that changed or went away since (the estimates may have drifted).
+
+    A library file added later (the convolution units) is not stale: the
+    table makes no claim about it, and a measured module that starts to
+    instantiate it changes itself.
+    """
     now = rtl_hashes()
     then = table.get("rtl_sha256", {})
-    return sorted(name for name in now if then.get(name) != now[name])
+    return sorted(name for name in then if now.get(name) != then[name])
 
 
 def regenerate(path: Path = TABLE_FILE, log=print) -> dict[str, Any]:

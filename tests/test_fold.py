@@ -293,3 +293,11 @@ def test_fold_cli_errors(tmp_path, capsys, digits_run):
     assert code == 2
     assert_one_line(err, "argument --clock: must be a positive finite number, got '0'")
     assert not (tmp_path / "f.json").exists()
+
+
+def test_stale_files_are_the_measured_ones_that_changed(monkeypatch):
+    """A file added to the library after the measurement is not stale; a measured one that changed or went
+    away is."""
+    monkeypatch.setattr(costs, "rtl_hashes", lambda: {"a.v": "1", "b.v": "2", "new.v": "3"})
+    assert costs.stale_files({"rtl_sha256": {"a.v": "1", "b.v": "2"}}) == []
+    assert costs.stale_files({"rtl_sha256": {"a.v": "1", "b.v": "0", "gone.v": "4"}}) == ["b.v", "gone.v"]
