@@ -715,9 +715,9 @@ def _check_chain(layers: list[LayerSpec], network: dict[str, Any], where: str) -
         if nxt.mac == "xnor" and prev.n_thresholds != 1:
             raise ArtifactError(f"{where}: layers[{nxt.index}] is a {nxt.kind} layer (bipolar 1-bit inputs) but "
                                 f"layers[{prev.index}] has {prev.n_thresholds} thresholds per neuron")
-    if layers[-1].out_features != network["num_classes"]:
+    if layers[-1].out_elements != network["num_classes"]:
         raise ArtifactError(
-            f"{where}: last layer has {layers[-1].out_features} outputs but network.num_classes={network['num_classes']}")
+            f"{where}: last layer has {layers[-1].out_elements} outputs but network.num_classes={network['num_classes']}")
 
 
 def _check_sections(manifest: dict[str, Any], layers: list[LayerSpec], where: str) -> None:

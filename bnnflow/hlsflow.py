@@ -37,8 +37,8 @@ from . import packing
 from .writer import read_vectors
 
 #: The engine sources (hls/ at the repository root, next to this package).
-HLS_SOURCES = ("bnn_axis.hpp", "bnn_load.hpp", "bnn_mvtu.hpp", "bnn_streams.hpp", "bnn_top.hpp", "bnn_top.cpp",
-               "bnn_tb.cpp")
+HLS_SOURCES = ("bnn_axis.hpp", "bnn_conv.hpp", "bnn_load.hpp", "bnn_mvtu.hpp", "bnn_streams.hpp", "bnn_top.hpp",
+               "bnn_top.cpp", "bnn_tb.cpp")
 #: BNNFLOW_LAYER_TAPS: the C simulation records every layer's output words (hls/bnn_streams.hpp), so a test
 #: sees an error a later threshold layer would hide; synthesis and the Vitis flows never define it.
 CXX_FLAGS = ("-std=c++14", "-O1", "-w", "-DBNNFLOW_LAYER_TAPS")
@@ -115,7 +115,8 @@ class CsimResult:
 
     scores: np.ndarray            # (N, C) int64 scores computed by bnnflow_top
     golden: np.ndarray            # (N, C) int64 golden scores it was compared with
-    layer_outputs: list[np.ndarray]  # per layer, (N, MH) int64 outputs the layer wrote (the C simulation's taps)
+    layer_outputs: list[np.ndarray]  # per layer, (N, out_elements) int64 outputs the layer wrote (the C
+                                     # simulation's taps; a conv layer's pooled map in HWC order)
     mismatches: int               # differing scores; when all agree but the testbench failed, its error
                                   # count (TLAST, TKEEP/padding, status/signature checks), at least 1
     returncode: int               # the testbench's exit status (0: all matched)
@@ -289,9 +290,11 @@ def read_back_weights(artifact: art.Artifact, build_dir: Path | None = None) -> 
 def input_beats(artifact: art.Artifact, images: np.ndarray) -> np.ndarray:
     """(N, F) unsigned images -> the MM2S buffer of an infer run, as (beats, beat bytes) uint8.
 
-    Each image is SF words of the first layer (docs/ARTIFACT.md, "Streams"),
-    each word ``beats_per_word`` beats of the input stream, lowest bits first,
-    zero padding (docs/ACCEL.md).
+    Each image is the first layer's ``in_stream_words`` words of SIMD
+    elements (docs/ARTIFACT.md, "Streams": SF words, or for a convolution the
+    HWC input map pixel by pixel, which packing the flat image SIMD elements
+    per word gives), each word ``beats_per_word`` beats of the input stream,
+    lowest bits first, zero padding (docs/ACCEL.md).
     """
     images = np.asarray(images)
     first, stream = artifact.layers[0], accel.input_stream(artifact)
@@ -344,7 +347,7 @@ class TbResult:
     """Outcome of one testbench process (any number of load and infer runs)."""
 
     scores: list[np.ndarray]      # per Infer step, (N, C) int64 scores read back from the output beats
-    layer_outputs: list[list[np.ndarray]]  # per Infer step, per layer, (N, MH) int64 outputs the layer wrote
+    layer_outputs: list[list[np.ndarray]]  # per Infer step, per layer, (N, out_elements) int64 outputs it wrote
     errors: dict[str, int]        # mismatches, tlast_errors, format_errors, check_errors of the summary line
     returncode: int               # 0: everything matched, 1: a mismatch or failed check, 2: unusable files
     output: str                   # compiler output (when it compiled) and testbench output
@@ -425,18 +428,20 @@ def run_testbench(artifact: art.Artifact, steps: list[Step], build_dir: Path | N
 
 
 def _layer_outputs(artifact: art.Artifact, out_path: Path, n: int, output: str) -> list[np.ndarray]:
-    """Every layer's (n, MH) outputs of one infer step, from the words the testbench's taps wrote.
+    """Every layer's (n, out_elements) outputs of one infer step, from the words the testbench's taps wrote.
 
-    Layer k's words are ``OUT.layer<k>``: NF words per image of PE fields of
-    ``output_bits`` (the layer's output stream), ceil(PE*output_bits/8)
-    little-endian bytes each -- unpacked by :func:`bnnflow.packing.unpack_vectors`.
+    Layer k's words are ``OUT.layer<k>``: ``out_stream_words`` words per image
+    (NF; for a convolution its pooled output map, pixel by pixel, NF words per
+    pixel) of PE fields of ``output_bits``, ceil(PE*output_bits/8)
+    little-endian bytes each -- unpacked by :func:`bnnflow.packing.unpack_vectors`
+    into ``GoldenModel.trace``'s (n, out_elements) layout (a map in HWC order).
     """
     outs = []
     for layer in artifact.layers:
         path = Path(f"{out_path}.layer{layer.index}")
         if not path.is_file():
             raise HlsToolError(f"C-simulation wrote no output words of layer {layer.index} ({path}):\n{output}")
-        outs.append(packing.unpack_vectors(np.fromfile(path, dtype=np.uint8), n, layer.out_features, layer.pe,
+        outs.append(packing.unpack_vectors(np.fromfile(path, dtype=np.uint8), n, layer.out_elements, layer.pe,
                                            layer.output_bits, -(-layer.out_stream_bits // 8),
                                            signed=layer.output_signed))
     return outs

@@ -5,7 +5,9 @@ configuration, the accelerator interface's numbers (beat widths, signature,
 modes, status bits, from :mod:`bnnflow.accel`), the writable weight and
 neuron-parameter memories, ``bnnflow::infer()`` (the DATAFLOW chain: one
 instance of the generic ``bnn::mvtu`` template per layer, its arithmetic
-chosen by the layer's parameters) and ``bnnflow::load_parameters()`` (the
+chosen by the layer's parameters; a convolution adds ``bnn::sliding_window``
+before it and, when it pools, ``bnn::max_pool`` after it) and
+``bnnflow::load_parameters()`` (the
 parameter stream, segment by segment) -- so ``hls/bnn_top.cpp`` is the same
 for every network. All data comes from the artifact's decoded views
 (:meth:`Artifact.weight_lanes`, :meth:`Artifact.folded_thresholds`,
@@ -26,7 +28,7 @@ from .folding import FoldingError
 
 HEADER = "hls/bnnflow_params.h"
 #: Whether write_hls wires convolutional layers (sliding window, max-pool); the writer refuses them otherwise.
-SUPPORTS_CONV = False
+SUPPORTS_CONV = True
 
 #: Literals per line in the generated arrays.
 _PER_LINE = 8
@@ -48,7 +50,8 @@ def word_widths(layer: art.LayerSpec) -> list[tuple[str, str, int]]:
 
     The stream words, and one PE's weight word (SIMD codes of ``weight_bits``,
     an ``ap_uint`` of the weight memory): with wide weights and narrow inputs
-    it is the widest of the three.
+    it is the widest of the three. A convolution's units add no wider word:
+    the sliding window moves input words, the max-pool output words.
     """
     return [
         (f"SIMD={layer.simd} x {layer.input_bits} input bit(s) = input word", "SIMD", layer.in_stream_bits),
@@ -66,7 +69,8 @@ def widest_word(layers: list[art.LayerSpec]) -> int:
     whole memory word (bnn_load.hpp), only beats and fields.
     """
     first, last = layers[0], layers[-1]
-    adapters = [accel.Stream(first.in_stream_bits, first.sf), accel.Stream(last.out_stream_bits, last.nf)]
+    adapters = [accel.Stream(first.in_stream_bits, first.in_stream_words),
+                accel.Stream(last.out_stream_bits, last.out_stream_words)]
     return max([bits for layer in layers for _, _, bits in word_widths(layer)]
                + [s.beats_per_word * s.beat_bits for s in adapters])
 
@@ -168,8 +172,13 @@ def _layer_config(layer: art.LayerSpec) -> str:
         ("OUT_BITS", layer.output_bits, "bits per output element"),
     ]
     width = max(len(n) for n, _, _ in cfg)
+    conv = ""
+    if layer.is_conv:
+        c = layer.conv
+        conv = (f", {c.kernel}x{c.kernel} convolution over {c.ifm_h}x{c.ifm_w}x{c.channels}"
+                + (f", {c.pool}x{c.pool} max-pool" if c.pool else "") + f", {layer.pixels} vectors per image")
     lines = [f"/// Layer {layer.index}: {layer.kind}, {layer.in_features} -> {layer.out_features} "
-             f"(PE={layer.pe}, SIMD={layer.simd}, {layer.cycles_per_vector} cycles per vector)",
+             f"(PE={layer.pe}, SIMD={layer.simd}, {layer.cycles_per_vector} cycles per vector{conv})",
              f"struct {name} {{"]
     lines.append(f"  static constexpr bnn::Mac {'MAC'.ljust(width - 4)} = {_MAC[layer.mac]};  // multiply-accumulate")
     lines.append(f"  static constexpr bnn::WeightEncoding {'W_ENC'.ljust(width - 15)} = "
@@ -178,13 +187,63 @@ def _layer_config(layer: art.LayerSpec) -> str:
         lines.append(f"  static constexpr unsigned {key.ljust(width)} = {value};  // {doc}")
     lines.append(f"  static constexpr bool {'OUT_SIGNED'.ljust(width - 2)} = {'true' if layer.output_signed else 'false'};"
                  "  // true: two's-complement scores; false: unsigned threshold codes")
+    conv = _conv_config(layer)
+    if conv:
+        cwidth = max(len(n) for n, _, _ in conv)
+        lines.append("  // convolution (docs/ARTIFACT.md, \"Convolutions\"): maps stream pixel by pixel, HWC")
+        for key, value, doc in conv:
+            lines.append(f"  static constexpr unsigned {key.ljust(cwidth)} = {value};  // {doc}")
+        lines.append("  typedef bnn::WindowGeometry<IFM_H, IFM_W, CH, K, PAD, SIMD> Window;  // what the window derives")
     lines.append("};")
     act_type, _, _ = _activation(layer)
     lines.append(f"static_assert({_arithmetic(layer)}::ACC_BITS == {name}::ACC_BITS,")
     lines.append(f"              \"layer {layer.index}: the engine's accumulator bound must give the manifest's acc_bits\");")
     lines.append(f"static_assert({act_type}::OUT_BITS == {name}::OUT_BITS,")
     lines.append(f"              \"layer {layer.index}: the activation's output field must be the manifest's output_bits\");")
+    if layer.is_conv:
+        lines.append(f"static_assert({name}::Window::OFM_H == {name}::OFM_H && {name}::Window::OFM_W == {name}::OFM_W &&")
+        lines.append(f"              {name}::OFM_H * {name}::OFM_W == {name}::PIXELS && "
+                     f"{name}::Window::IN_WORDS == {name}::IN_WORDS &&")
+        lines.append(f"              {name}::Window::OUT_WORDS == {name}::PIXELS * {name}::SF && "
+                     f"{name}::MW == {name}::K * {name}::K * {name}::CH,")
+        lines.append(f"              \"layer {layer.index}: the sliding window must give one MW-element vector per "
+                     "output pixel\");")
+        lines.append(f"static_assert({name}::POOL == 0 ? {name}::OUT_H == {name}::OFM_H && {name}::OUT_W == {name}::OFM_W")
+        lines.append(f"                             : {name}::OUT_H == {name}::OFM_H / {name}::POOL && "
+                     f"{name}::OUT_W == {name}::OFM_W / {name}::POOL,")
+        lines.append(f"              \"layer {layer.index}: the output map is the max-pool's (or the convolution's)\");")
+        lines.append(f"static_assert({name}::OUT_WORDS == {name}::OUT_H * {name}::OUT_W * {name}::NF,")
+        lines.append(f"              \"layer {layer.index}: the output stream is the map, pixel by pixel, NF words each\");")
     return "\n".join(lines)
+
+
+def _conv_config(layer: art.LayerSpec) -> list[tuple[str, int, str]]:
+    """(name, value, comment) of a convolution's geometry in the ``Lk`` struct; [] for a fully connected layer.
+
+    Every value comes from the layer's ConvSpec (bnnflow.artifact), the
+    output map sizes from its geometry, the word counts from LayerSpec.
+    """
+    c = layer.conv
+    if c is None:
+        return []
+    g = c.geometry
+    out_h, out_w = c.out_dims
+    return [
+        ("IFM_H", c.ifm_h, "input map height"),
+        ("IFM_W", c.ifm_w, "input map width"),
+        ("CH", c.channels, "input channels; MW = K * K * CH"),
+        ("K", c.kernel, "K x K window, stride 1"),
+        ("PAD", c.pad, "padding on every side"),
+        ("PAD_CODE", c.pad_code, "input code of a padding element"),
+        ("PIXELS", layer.pixels, f"output pixels ({g.ofm_h}x{g.ofm_w}): vectors per image"),
+        ("POOL", c.pool, "POOL x POOL max-pool, stride POOL (0: none)"),
+        ("OFM_H", g.ofm_h, "output map height before the pool"),
+        ("OFM_W", g.ofm_w, "output map width before the pool"),
+        ("OUT_H", out_h, "output map height after the pool"),
+        ("OUT_W", out_w, "output map width after the pool"),
+        ("IN_WORDS", layer.in_stream_words, "input words per image: IFM_H * IFM_W * CH / SIMD"),
+        ("OUT_WORDS", layer.out_stream_words, "output words per image: OUT_H * OUT_W * NF"),
+    ]
 
 
 def _layer_memories(artifact: art.Artifact, k: int) -> str:
@@ -239,11 +298,35 @@ def _partition_pragmas(layers: list[art.LayerSpec]) -> list[str]:
     return pragmas
 
 
-def _engine_call(layer: art.LayerSpec, name: str, src: str, dst: str) -> str:
-    """The layer's ``bnn::mvtu`` instance: every template argument from the ``Lk`` struct."""
+def _engine_call(layer: art.LayerSpec, name: str, src: str, dst: str, vectors: str = "reps") -> str:
+    """The layer's ``bnn::mvtu`` instance: every template argument from the ``Lk`` struct.
+
+    ``vectors`` is the C++ expression of the vectors it runs: ``reps`` (one
+    per image), ``reps * Lk::PIXELS`` for a convolution.
+    """
     _, act_name, _ = _activation(layer)
     return (f"  bnn::mvtu<{name}::MW_PAD, {name}::MW, {name}::MH, {name}::PE, {name}::SIMD, {name}::IN_BITS, "
-            f"{name}::W_BITS, {name}::W_ENC, {name}::MAC>(\n      {src}, {dst}, {name}_weights, {act_name}, reps);")
+            f"{name}::W_BITS, {name}::W_ENC, {name}::MAC>(\n      {src}, {dst}, {name}_weights, {act_name}, "
+            f"{vectors});")
+
+
+def _window_call(name: str, src: str, dst: str) -> str:
+    """A convolution's ``bnn::sliding_window``: the input map -> one im2col vector (SF words) per output pixel."""
+    return (f"  bnn::sliding_window<{name}::IFM_H, {name}::IFM_W, {name}::CH, {name}::K, {name}::PAD, {name}::SIMD, "
+            f"{name}::IN_BITS, {name}::PAD_CODE>({src}, {dst}, reps);")
+
+
+def _pool_call(name: str, src: str, dst: str) -> str:
+    """A pooling convolution's ``bnn::max_pool`` over its OFM_H x OFM_W x MH output codes."""
+    return (f"  bnn::max_pool<{name}::OFM_H, {name}::OFM_W, {name}::MH, {name}::POOL, {name}::PE, {name}::OUT_BITS>"
+            f"({src}, {dst}, reps);")
+
+
+def _processes(layers: list[art.LayerSpec]) -> int:
+    """Concurrent processes of infer(): two adapters, the layers' engines and units, the repackers."""
+    units = sum(1 + (1 if layer.is_conv else 0) + (1 if layer.is_conv and layer.conv.pool else 0)
+                for layer in layers)
+    return 2 + units + sum(1 for a, b in zip(layers, layers[1:]) if _needs_repack(a, b))
 
 
 def _infer_function(artifact: art.Artifact) -> str:
@@ -257,20 +340,33 @@ def _infer_function(artifact: art.Artifact) -> str:
         if depth is not None:
             decls.append(f"#pragma HLS STREAM variable={var} depth={depth}")
 
-    # Processes: adapter in, layers, repackers, adapter out. The TLAST flags
-    # bypass them all, so their FIFO holds as many vectors as can be in flight.
-    processes = 2 + len(layers) + sum(1 for a, b in zip(layers, layers[1:]) if _needs_repack(a, b))
-    stream("s_last", 1, depth=4 * processes)
+    # Processes: adapter in, layers (with their windows and pools), repackers, adapter out. The TLAST
+    # flags bypass them all, so their FIFO holds as many images as can be in flight.
+    stream("s_last", 1, depth=4 * _processes(layers))
     stream("s_in", layers[0].in_stream_bits)
     calls.append("  bnn::beats_to_words<kInBeatBits, kInWordBits, kInWords>(in, s_in, s_last, format_error, reps);")
     src = "s_in"
     for k, layer in enumerate(layers):
         name = f"L{k}"
+        vectors = "reps"
+        if layer.is_conv:
+            window = f"s_l{k}_win"
+            stream(window, layer.in_stream_bits)
+            calls.append(_window_call(name, src, window))
+            src, vectors = window, f"reps * {name}::PIXELS"
         dst = f"s_l{k}"
-        stream(dst, layer.out_stream_bits)
-        calls.append(_engine_call(layer, name, src, dst))
+        if layer.is_conv and layer.conv.pool:
+            unpooled = f"s_l{k}_mv"
+            stream(unpooled, layer.out_stream_bits)
+            calls.append(_engine_call(layer, name, src, unpooled, vectors))
+            stream(dst, layer.out_stream_bits)
+            calls.append(_pool_call(name, unpooled, dst))
+        else:
+            stream(dst, layer.out_stream_bits)
+            calls.append(_engine_call(layer, name, src, dst, vectors))
+        words = f"{name}::OUT_WORDS" if layer.is_conv else f"{name}::NF"
         calls += ["#ifdef BNNFLOW_LAYER_TAPS  // C simulation only: the testbench compares every layer's words",
-                  f"  bnn::tap<{layer.out_stream_bits}, {k}>({dst}, reps * {name}::NF);",
+                  f"  bnn::tap<{layer.out_stream_bits}, {k}>({dst}, reps * {words});",
                   "#endif"]
         src = dst
         if k + 1 < len(layers):
@@ -278,14 +374,14 @@ def _infer_function(artifact: art.Artifact) -> str:
             if _needs_repack(layer, nxt):
                 dst = f"s_l{k + 1}_in"
                 stream(dst, nxt.in_stream_bits)
-                calls.append(f"  bnn::repack<L{k}::PE, L{k}::MH, L{k + 1}::SIMD, L{k + 1}::MW_PAD, L{k}::OUT_BITS>"
-                             f"({src}, {dst}, reps);")
+                calls.append(_repack_call(layer, nxt, src, dst))
                 src = dst
     calls.append(f"  bnn::words_to_beats<kOutBeatBits, kOutWordBits, kOutWords>({src}, s_last, out, reps);")
     return "\n".join([
         "/**",
         " * \\brief Infer mode: beats -> words -> layers (repackers between them) -> words -> beats,",
-        " *        one DATAFLOW region; each call is one concurrent process.",
+        " *        one DATAFLOW region; each call is one concurrent process. A convolution is",
+        " *        sliding window -> mvtu (one vector per output pixel) [-> max-pool].",
         " *",
         " * The memory partitioning is stated here, once: it is a property of the arrays, so",
         " * load_parameters() writes the same per-PE memories the engines read.",
@@ -385,9 +481,35 @@ def _param_beats_check(artifact: art.Artifact) -> list[str]:
             "              \"the load path's segments must add up to the parameter stream of bnnflow.accel\");"]
 
 
+def _repack_shape(a: art.LayerSpec, b: art.LayerSpec) -> tuple[int, int]:
+    """(elements read, elements written) per vector of the repacker from layer ``a`` to layer ``b``.
+
+    A convolution reads its input map pixel by pixel (one vector = one
+    pixel's channels, no padding: SIMD divides them; IFM_H * IFM_W vectors
+    per image); a fully connected layer reads the producer's whole output (a
+    conv's pooled map, HWC) as one vector, zero-padded to its MW_pad.
+    """
+    if b.is_conv:
+        return b.conv.channels, b.conv.channels
+    return a.out_elements, b.in_features_padded
+
+
 def _needs_repack(a: art.LayerSpec, b: art.LayerSpec) -> bool:
     """A repacker is needed unless the words and the padding already agree."""
-    return not (a.pe == b.simd and a.out_features == b.in_features_padded)
+    elems_in, elems_out = _repack_shape(a, b)
+    return not (a.pe == b.simd and elems_in == elems_out)
+
+
+def _repack_call(a: art.LayerSpec, b: art.LayerSpec, src: str, dst: str) -> str:
+    """The ``bnn::repack`` between layers ``a`` and ``b`` (see :func:`_repack_shape`)."""
+    ka, kb = f"L{a.index}", f"L{b.index}"
+    if b.is_conv:
+        return (f"  bnn::repack<{ka}::PE, {kb}::CH, {kb}::SIMD, {kb}::CH, {ka}::OUT_BITS>"
+                f"({src}, {dst}, reps * {kb}::IFM_H * {kb}::IFM_W);  // one vector per pixel")
+    if a.is_conv:
+        return (f"  bnn::repack<{ka}::PE, {ka}::OUT_WORDS * {ka}::PE, {kb}::SIMD, {kb}::MW_PAD, {ka}::OUT_BITS>"
+                f"({src}, {dst}, reps);  // the whole map as one vector")
+    return f"  bnn::repack<{ka}::PE, {ka}::MH, {kb}::SIMD, {kb}::MW_PAD, {ka}::OUT_BITS>({src}, {dst}, reps);"
 
 
 def render_header(artifact: art.Artifact) -> str:
@@ -414,6 +536,7 @@ def render_header(artifact: art.Artifact) -> str:
         "#include <hls_stream.h>",
         "",
         "#include \"bnn_axis.hpp\"",
+        "#include \"bnn_conv.hpp\"",
         "#include \"bnn_load.hpp\"",
         "#include \"bnn_mvtu.hpp\"",
         "#include \"bnn_streams.hpp\"",
@@ -434,10 +557,11 @@ def render_header(artifact: art.Artifact) -> str:
         "",
         "// -- engine words at the top (docs/ARTIFACT.md, \"Streams\") --",
         f"constexpr unsigned kInSimd = {first.simd};  // image elements per input word",
-        f"constexpr unsigned kInWords = {first.sf};  // input words per image",
+        f"constexpr unsigned kInWords = {first.in_stream_words};  // input words per image"
+        + (" (the input map, pixel by pixel)" if first.is_conv else ""),
         f"constexpr unsigned kInWordBits = {first.in_stream_bits};  // kInSimd * kInputBits",
         f"constexpr unsigned kOutPe = {last.pe};  // scores per output word",
-        f"constexpr unsigned kOutWords = {last.nf};  // output words per image",
+        f"constexpr unsigned kOutWords = {last.out_stream_words};  // output words per image",
         f"constexpr unsigned kOutBits = {last.output_bits};  // bits per score",
         f"constexpr bool kOutSigned = {'true' if last.output_signed else 'false'};  // two's complement scores",
         f"constexpr unsigned kOutWordBits = {last.out_stream_bits};  // kOutPe * kOutBits",

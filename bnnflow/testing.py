@@ -222,7 +222,7 @@ def fit_thresholds_to_images(rng: np.random.Generator, network: dict, layers: li
             spec = layer_spec(k, layer, fold)
             if not spec.has_thresholds:
                 continue
-            prefix = dict(network, num_classes=max(2, layer.shape[1]))
+            prefix = dict(network, num_classes=max(2, spec.out_elements))   # a conv prefix ends in a map
             a = write_artifact(Path(tmp) / f"p{k}", prefix, layers[:k + 1], folding[:k + 1], generate=())
             accs = GoldenModel(a).trace(images).accumulators[k].reshape(-1, spec.out_features)  # conv: every pixel
             t = data_thresholds(rng, spec, accs)

@@ -86,7 +86,7 @@ bool beat_well_formed(const AxisWord<BEAT_BITS> &beat, bool word_final) {
  *
  * \tparam BEAT_BITS    TDATA width
  * \tparam WORD_BITS    engine word (SIMD*IN_BITS of the first layer)
- * \tparam WORDS        words per vector (SF of the first layer)
+ * \tparam WORDS        words per image (the first layer's in_stream_words: SF, or a conv's pixels x channel folds)
  *
  * \param in           AXI4-Stream input, WORDS * beats_for(WORD_BITS, BEAT_BITS) beats per vector
  * \param out          words for the first layer
@@ -130,7 +130,7 @@ void beats_to_words(hls::stream<AxisWord<BEAT_BITS> > &in, hls::stream<ap_uint<W
  *
  * \tparam BEAT_BITS TDATA width
  * \tparam WORD_BITS engine word (PE*OUT_BITS of the last layer)
- * \tparam WORDS     words per vector (NF of the last layer)
+ * \tparam WORDS     words per image (the last layer's out_stream_words: NF)
  *
  * \param in   words from the last layer
  * \param last one flag per vector, from beats_to_words

@@ -434,8 +434,10 @@ void mvtu(hls::stream<ap_uint<SIMD * IN_BITS> > &in, hls::stream<ap_uint<PE * Ac
   unsigned nf = 0;    // neuron fold
   unsigned sf = 0;    // synapse fold
   unsigned tile = 0;  // weight address nf*SF + sf
-  const unsigned total = reps * NF * SF;
-  for (unsigned i = 0; i < total; i++) {
+  // 64 bits: a convolution runs reps = images * output pixels vectors, and images * pixels * NF * SF
+  // passes 2^32 within tens of thousands of images (32x32 pixels, NF*SF = 144: after 29,127).
+  const unsigned long long total = (unsigned long long)reps * NF * SF;
+  for (unsigned long long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II=1
     ap_uint<SIMD * IN_BITS> x;
     if (nf == 0) {

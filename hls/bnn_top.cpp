@@ -7,7 +7,8 @@
  *        bnnflow_params.h supplies the memories, infer() and load_parameters().
  *
  * The mode switch sits outside the dataflow region: infer() is its own
- * function holding the DATAFLOW chain (adapter, layers, repackers, adapter),
+ * function holding the DATAFLOW chain (adapter, layers -- a convolution with its
+ * sliding window and max-pool -- repackers, adapter),
  * load_parameters() a plain sequential loop over the parameter stream. Both
  * use the same memories, which live at namespace scope in the generated
  * header (initialized with the exported parameters: the power-on default).

@@ -14,10 +14,11 @@
 /**
  * \brief The whole network as one IP: two AXI4-Streams and an AXI4-Lite slave.
  *
- * \param in        input beats: images (infer mode, SF words of the first layer per image) or the
- *                  parameter stream (load mode); kInBeatBits of TDATA (docs/ACCEL.md, "Streams")
- * \param out       score beats (infer mode): NF words of the last layer per image, kOutBeatBits of
- *                  TDATA; TLAST follows the input's TLAST per image
+ * \param in        input beats: images (infer mode, kInWords words of the first layer per image: SF,
+ *                  or a convolution's input map pixel by pixel) or the parameter stream (load mode);
+ *                  kInBeatBits of TDATA (docs/ACCEL.md, "Streams")
+ * \param out       score beats (infer mode): kOutWords words of the last layer per image, kOutBeatBits
+ *                  of TDATA; TLAST follows the input's TLAST per image
  * \param reps      images of an infer run (0: consume nothing, only report)
  * \param mode      kModeInfer or kModeLoad; anything else sets kStatusBadMode and does nothing
  * \param signature written with kSignature by every run (the build's hardware signature)

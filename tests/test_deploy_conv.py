@@ -142,7 +142,12 @@ def test_export_and_verify_cli_on_a_trained_conv_net(tmp_path, capsys, one_threa
         network_layers(run / "export")
 
 
-def test_export_of_a_conv_net_with_rtl_or_hls_is_refused_clearly(digits, tmp_path, one_thread):
+def test_export_of_a_conv_net_with_rtl_or_hls_is_refused_clearly(digits, tmp_path, one_thread, monkeypatch):
+    """A generator that does not wire convolutions (SUPPORTS_CONV False) is refused before anything is written."""
+    from bnnflow import hlsgen, rtlgen
+
+    monkeypatch.setattr(rtlgen, "SUPPORTS_CONV", False)
+    monkeypatch.setattr(hlsgen, "SUPPORTS_CONV", False)
     config = conv_config(method="bnn")
     net = deployed_network(randomized(config, digits), config, digits)
     data = layer_data(net)
