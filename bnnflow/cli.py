@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="consumers to generate files for: rtl, hls or rtl,hls (default). The HLS engine "
                         "limits every stream word (SIMD x input bits, PE x output bits) to 4096 bits; "
                         "`--generate rtl` exports foldings beyond that for the Verilog engine alone; "
-                        "`--generate none` writes the artifact and golden vectors only (conv nets, for now)")
+                        "`--generate none` writes the artifact and golden vectors only")
     _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_export)
 

@@ -101,7 +101,7 @@ def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
         if arch != MAPPED_ARCH:
             raise ValueError(f"{config_path}: --method {method} with arch {arch!r} is a conv net; `bnnflow fold` "
                              "covers MLPs only so far (its cost model has no sliding-window or max-pool units); "
-                             "conv nets export with the default folding (`bnnflow export --generate none`)")
+                             "conv nets export with the default folding (`bnnflow export RUN`)")
         if method == "float":
             raise ValueError(f"{config_path}: --method float with arch {arch!r} has no hardware mapping: its "
                              "weights and activations are real (train a quantized method)")

@@ -206,7 +206,7 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
         cycles = "-" if result.cycles_per_image is None else f"{result.cycles_per_image:.1f} / {result.model_cycles}"
         rows.append((result.level, len(images), float((pred == labels).mean()), agree,
                      "yes" if exact else "NO", cycles, f"{result.seconds:.1f}"))
-    header = ("level", "images", "accuracy", "agree w/ torch", "scores == golden", "cycles/img (meas / NF*SF)", "time s")
+    header = ("level", "images", "accuracy", "agree w/ torch", "scores == golden", "cycles/img (meas / model)", "time s")
     widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for r in rows:

@@ -85,9 +85,9 @@ def write_artifact(
     convs = [s.index for s in specs if s.is_conv]
     unsupported = [g for g in generate if g in ("rtl", "hls") and not _generates_conv(g)]
     if convs and unsupported:
-        raise ValueError(f"layer {convs[0]}: a convolution has no generated {' and '.join(g.upper() for g in unsupported)} yet "
-                         "(the sliding-window units are not wired into the network tops); export it without "
-                         "them (`bnnflow export --generate none`)")
+        raise ValueError(f"layer {convs[0]}: a convolution has no generated {' and '.join(g.upper() for g in unsupported)} "
+                         "(this generator does not wire sliding-window units); export it without them "
+                         "(`bnnflow export --generate none`)")
     if "hls" in generate:
         from . import hlsgen
 

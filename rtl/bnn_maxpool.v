@@ -11,9 +11,13 @@
 //           per image; images follow each other with no gap needed.
 //   m_axis: the pooled map (OFM_H = IFM_H/POOL by OFM_W = IFM_W/POOL) in the
 //           same order and word layout, OFM_H*OFM_W*CF words per image.
-//   TLAST:  set on the last output word of every image and on no other word;
-//           it is counted here, so s_axis_tlast is not read (an image is
-//           exactly IFM_H*IFM_W*CF words; the input's TLAST marks the same word).
+//   TLAST:  the last output word of an image carries TLAST exactly when the
+//           last input word of that image did (docs/ARTIFACT.md "Streams"); no
+//           other output word does. Images are counted (an image is exactly
+//           IFM_H*IFM_W*CF words), so TLAST on any other input word is ignored.
+//           When rows or columns are dropped, the last window ends before the
+//           image does: its output word is held until the image's last input
+//           word arrives and leaves with that word's TLAST.
 //
 // Memory: one row of OFM_W*CF accumulator words of PE*ELEM_BITS bits, one
 // write port and one synchronous read port (block or distributed RAM). Input
@@ -27,7 +31,8 @@
 // to back); output words are at most 1/POOL^2 of them, so the unit never
 // limits a pipeline while its consumer keeps up.
 // Latency: the output word of a window appears on m_axis 2 cycles after the
-// window's last input word is accepted.
+// window's last input word is accepted (the image's last output word: 2 cycles
+// after the image's last input word).
 // Backpressure: output words wait in a 4-word FIFO; s_axis_tready is low only
 // while that FIFO and the words in flight could fill it (credit-based), so
 // there is no combinational path from m_axis_tready to s_axis_tready, and both
@@ -54,9 +59,7 @@ module bnn_maxpool #(
     input  wire [PE*ELEM_BITS-1:0]  s_axis_tdata,
     input  wire                     s_axis_tvalid,
     output wire                     s_axis_tready,
-    /* verilator lint_off UNUSEDSIGNAL */
-    input  wire                     s_axis_tlast,     // not read: images are counted (see the header)
-    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire                     s_axis_tlast,     // read on each image's last word only (see the header)
 
     // output: pooled map words
     output wire [PE*ELEM_BITS-1:0]  m_axis_tdata,
@@ -141,6 +144,7 @@ module bnn_maxpool #(
     wire first  = (px_q == {P_CW{1'b0}}) & (py_q == {P_CW{1'b0}});
     wire emit   = keep & px_end & py_end;
     wire last   = emit & f_end & (x_q == X_OUT) & (y_q == Y_OUT);
+    wire img_end = f_end & x_end & y_end;     // the image's last input word
 
     wire pop = m_axis_tvalid & m_axis_tready;
 
@@ -218,7 +222,8 @@ module bnn_maxpool #(
     reg  [W-1:0]  rd_q;                 // accumulator read in stage 0
     reg  [W-1:0]  x1_q;
     reg  [AW-1:0] a1_q;
-    reg           v1_q, keep1_q, first1_q, emit1_q, last1_q;
+    reg           v1_q, keep1_q, first1_q, emit1_q, last1_q, end1_q, tlast1_q;
+    reg  [W-1:0]  hold_q;               // the image's last output word, waiting for the image's end
     reg  [W-1:0]  res_q;                // the word written back last cycle
     reg  [AW-1:0] res_a_q;
     reg           res_v_q;
@@ -258,6 +263,10 @@ module bnn_maxpool #(
         first1_q <= first;
         emit1_q  <= emit;
         last1_q  <= last;
+        end1_q   <= img_end;
+        tlast1_q <= s_axis_tlast;
+        if (v1_q & last1_q)
+            hold_q <= res;
         res_q    <= res;
         res_a_q  <= a1_q;
     end
@@ -265,11 +274,13 @@ module bnn_maxpool #(
     // ------------------------------------------------------------------
     // Output FIFO (4 words; the credit counter keeps it from overflowing)
     // ------------------------------------------------------------------
-    wire push = v1_q & emit1_q;
+    // a window's word leaves now, except the image's last one before the image's
+    // last input word (dropped rows/columns): that one leaves with the image's end
+    wire push = v1_q & ((emit1_q & ~last1_q) | end1_q);
 
     bnn_out_fifo4 #(.WIDTH(W)) out_fifo (
         .clk(clk), .rst(rst),
-        .push(push), .push_tdata(res), .push_tlast(last1_q),
+        .push(push), .push_tdata(emit1_q ? res : hold_q), .push_tlast(end1_q & tlast1_q),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
         .m_axis_tlast(m_axis_tlast)
     );

@@ -15,12 +15,18 @@
 //           (oy + ky - PAD, ox + kx - PAD), or a word of SIMD PAD_CODE elements
 //           when that pixel is outside the map. OFM_H*OFM_W*KERNEL^2*CF words
 //           per image.
-//   TLAST:  set on the last output word of every image and on no other word;
-//           it is counted here, so s_axis_tlast is not read (an image is
-//           exactly IFM_H*IFM_W*CF words; the input's TLAST marks the same word).
+//   TLAST:  the last output word of an image carries TLAST exactly when the
+//           last input word of that image did (docs/ARTIFACT.md "Streams"); no
+//           other output word does. Images are counted (an image is exactly
+//           IFM_H*IFM_W*CF words), so TLAST on any other input word is ignored.
+//           The buffer keeps each word's TLAST bit; the reader takes the bit of
+//           the map's last word (pixel (IFM_H-1, IFM_W-1), fold CF-1) when it
+//           reads it, which is always in the image's last output pixel, at or
+//           before the image's last output word.
 //
-// Memory: a circular buffer of DEPTH words of SIMD*ELEM_BITS bits, DEPTH the
-// power of two >= 2*KERNEL*IFM_W*CF (2*KERNEL map rows), one write port (the
+// Memory: a circular buffer of DEPTH words of SIMD*ELEM_BITS + 1 bits (the
+// word and its TLAST), DEPTH the power of two >= 2*KERNEL*IFM_W*CF
+// (2*KERNEL map rows), one write port (the
 // input) and one synchronous read port (the window), so synthesis tools infer
 // block or distributed RAM (no whole-image buffer). Input word number g,
 // counted from reset across images, lives at address g mod DEPTH. The reader
@@ -69,9 +75,7 @@ module bnn_swu #(
     input  wire [SIMD*ELEM_BITS-1:0]  s_axis_tdata,
     input  wire                       s_axis_tvalid,
     output wire                       s_axis_tready,
-    /* verilator lint_off UNUSEDSIGNAL */
-    input  wire                       s_axis_tlast,     // not read: images are counted (see the header)
-    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire                       s_axis_tlast,     // read on each image's last word only (see the header)
 
     // output: im2col words
     output wire [SIMD*ELEM_BITS-1:0]  m_axis_tdata,
@@ -133,6 +137,10 @@ module bnn_swu #(
     localparam [OH_CW-1:0] OH_LAST = OH_LAST_I[OH_CW-1:0];
     localparam [XX_CW-1:0] X_HI    = X_HI_I[XX_CW-1:0];
     localparam [YY_CW-1:0] Y_HI    = Y_HI_I[YY_CW-1:0];
+    localparam X_END_I   = IFM_W + PAD - 1;             // xx, yy of the map's last pixel
+    localparam Y_END_I   = IFM_H + PAD - 1;
+    localparam [XX_CW-1:0] X_END   = X_END_I[XX_CW-1:0];
+    localparam [YY_CW-1:0] Y_END   = Y_END_I[YY_CW-1:0];
     localparam [CF_CW-1:0] CF_ONE  = 1;
     localparam [K_CW-1:0]  K_ONE   = 1;
     localparam [OW_CW-1:0] OW_ONE  = 1;
@@ -166,8 +174,8 @@ module bnn_swu #(
     wire          s_ready = (room_in < G_DEPTH);
     wire          s_fire  = s_axis_tvalid & s_ready;
 
-    reg  [W-1:0]  mem [0:DEPTH-1];
-    reg  [W-1:0]  rd_q;
+    reg  [W:0]    mem [0:DEPTH-1];   // {TLAST, word}
+    reg  [W:0]    rd_q;
 
     // ------------------------------------------------------------------
     // Reader: output word counters and the global number of the word it reads
@@ -198,6 +206,8 @@ module bnn_swu #(
         end
     endgenerate
     wire in_map = x_lo & y_lo & (xx_q < X_HI) & (yy_q < Y_HI);
+    // the word being read is the map's last (its TLAST bit is the image's)
+    wire at_map_end = (xx_q == X_END) & (yy_q == Y_END) & (f_q == CF_LAST);
 
     // leaving output row oy frees map row oy - PAD when it exists (oy >= PAD)
     wire rel_step;
@@ -318,12 +328,14 @@ module bnn_swu #(
     // ------------------------------------------------------------------
     always @(posedge clk) begin
         if (s_fire)
-            mem[wcount_q[AW-1:0]] <= s_axis_tdata;
+            mem[wcount_q[AW-1:0]] <= {s_axis_tlast, s_axis_tdata};
         rd_q <= mem[g_q[AW-1:0]];
     end
 
-    // stage 1: the read word (or padding) and its TLAST
-    reg v1_q, pad1_q, last1_q;
+    // stage 1: the read word (or padding), whether it is the image's last output
+    // word, and the image's TLAST (the bit of the map's last word)
+    reg v1_q, pad1_q, last1_q, end1_q, tl_q;
+    wire tl_now = end1_q ? rd_q[W] : tl_q;
     always @(posedge clk) begin
         if (rst)
             v1_q <= 1'b0;
@@ -331,6 +343,9 @@ module bnn_swu #(
             v1_q <= fire;
         pad1_q  <= ~in_map;
         last1_q <= img_end;
+        end1_q  <= in_map & at_map_end;
+        if (v1_q & end1_q)
+            tl_q <= rd_q[W];
     end
 
     // ------------------------------------------------------------------
@@ -338,7 +353,7 @@ module bnn_swu #(
     // ------------------------------------------------------------------
     bnn_out_fifo4 #(.WIDTH(W)) out_fifo (
         .clk(clk), .rst(rst),
-        .push(v1_q), .push_tdata(pad1_q ? PAD_WORD : rd_q), .push_tlast(last1_q),
+        .push(v1_q), .push_tdata(pad1_q ? PAD_WORD : rd_q[W-1:0]), .push_tlast(last1_q & tl_now),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
         .m_axis_tlast(m_axis_tlast)
     );

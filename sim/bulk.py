@@ -86,13 +86,13 @@ class StreamShape:
 
     in_bits: int
     out_bits: int
-    in_words: int      # layer 0's SF
-    out_words: int     # the last layer's NF
+    in_words: int      # words of one image on layer 0's input: SF, or a conv's map pixels x channels/SIMD
+    out_words: int     # words of one image on the last layer's output: NF (the classifier is fully connected)
 
     @classmethod
     def of(cls, artifact: art.Artifact) -> StreamShape:
         first, last = artifact.layers[0], artifact.layers[-1]
-        return cls(first.in_stream_bits, last.out_stream_bits, first.sf, last.nf)
+        return cls(first.in_stream_bits, last.out_stream_bits, first.in_stream_words, last.out_stream_words)
 
     @property
     def in_bytes(self) -> int:
@@ -421,7 +421,7 @@ def run_bulk(artifact: art.Artifact | str | Path, images: np.ndarray, *, check: 
     random_images = int(random_images)
     require_verilator()
     layers = artifact.layers
-    model_cycles = max(l.nf * l.sf for l in layers)
+    model_cycles = rtlgen.cycles_per_image(artifact)
     if n == 0:
         return BulkResult(np.zeros((0, artifact.num_classes), dtype=np.int64), float("nan"), model_cycles,
                           "verilator", Path())
@@ -438,7 +438,7 @@ def run_bulk(artifact: art.Artifact | str | Path, images: np.ndarray, *, check: 
                            np.zeros(total - random_images, dtype=np.uint8)])
     ends[-1] = 1
     # limits that only a hang exceeds: the budget of tbutil's phases, and no transfer for 8 pipeline depths
-    depth = sum(l.nf * l.sf for l in layers)
+    depth = sum(l.cycles_per_image for l in layers)
     slow = 8.0 / max(1e-3, 1.0 - max(idle, backpressure))
     max_cycles = int(10_000 + 4 * depth + random_images * model_cycles * slow
                      + (total - random_images) * model_cycles * 3 + 64 * total)

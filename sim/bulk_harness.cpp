@@ -5,8 +5,8 @@
 //
 //   BULK_IN_BITS     s_axis_tdata width (layer 0's SIMD * input_bits)
 //   BULK_OUT_BITS    m_axis_tdata width (last layer's PE * output_bits)
-//   BULK_IN_WORDS    input words per image (layer 0's SF)
-//   BULK_OUT_WORDS   output words per image (last layer's NF)
+//   BULK_IN_WORDS    input words per image (layer 0's in_stream_words: SF, or a conv's map words)
+//   BULK_OUT_WORDS   output words per image (the last layer's out_stream_words: NF)
 //
 // so one source serves every generated top: ports of up to 64 bits are plain
 // integers in Verilator's C++ model, wider ones VlWide<N> arrays of 32-bit

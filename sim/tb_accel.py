@@ -143,7 +143,7 @@ class AccelHarness:
         return record
 
     def budget(self, images: int, slow: float = 1.0) -> int:
-        model = max(l.nf * l.sf for l in self.a.layers)
+        model = max(l.cycles_per_image for l in self.a.layers)   # NF*SF (x pixels for a conv)
         per_image = max(model, self.inp.words_per_image * self.inp.beats_per_word,
                         self.out.words_per_image * self.out.beats_per_word)
         return 3000 + int(images * per_image * 3 * slow) + 64 * images

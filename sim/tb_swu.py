@@ -7,12 +7,16 @@ word); every output word and its TLAST must equal
 vector per output pixel, SIMD elements per word). :func:`run_image_test`
 (shared with ``tb_maxpool``) runs two phases:
 
-1. random phase: ``images`` images, one AXI-Stream frame each (TLAST on its
-   last word), with random source idle cycles and sink backpressure;
-2. timing phase: ``timing_images`` images back to back, no idle, no
-   backpressure; the output completion cycles give the steady-state cycles per
-   image (mean interval over the second half) and the cycle of the first input
-   and output words the fill latency.
+1. random phase: ``images`` images grouped into AXI-Stream frames of 1..3
+   images (TLAST on the last word of a frame's last image only, as the DMA
+   marks a batch), with random source idle cycles and sink backpressure; an
+   image's last output word must carry TLAST exactly when its last input word
+   did, and no other output word may;
+2. timing phase: ``timing_images`` images back to back in one frame (TLAST on
+   the very last word), no idle, no backpressure; the output completion
+   cycles give the steady-state cycles per image (mean interval over the
+   second half) and the cycle of the first input and output words the fill
+   latency.
 
 Config: IFM_H, IFM_W, CH, KERNEL, PAD, SIMD, ELEM_BITS, PAD_CODE, images,
 timing_images, seed, idle, backpressure, result.
@@ -53,12 +57,21 @@ async def _watch_input(dut, box: dict[str, int]) -> None:
             box["first_in"] = cycle
 
 
-def _check(records: list[tuple[int, int, int]], expected: list[list[int]], label: str) -> None:
+def frames(rng, count: int, most: int = 3) -> list[int]:
+    """Frame sizes (images per frame) covering ``count`` images in order: 2, then 1 (so an image's last
+    word without TLAST and one with it both occur from 3 images on), then seeded random 1..``most``."""
+    sizes = [2, 1] if count >= 3 else []
+    while sum(sizes) < count:
+        sizes.append(min(count - sum(sizes), rng.randint(1, most)))
+    return sizes
+
+
+def _check(records: list[tuple[int, int, int]], expected: list[list[int]], lasts: list[bool], label: str) -> None:
     i = 0
-    for n, words in enumerate(expected):
+    for n, (words, last) in enumerate(zip(expected, lasts)):
         for k, want in enumerate(words):
             _, got, got_last = records[i]
-            want_last = int(k == len(words) - 1)
+            want_last = int(last and k == len(words) - 1)
             if got != want or got_last != want_last:
                 raise AssertionError(f"{label}: image {n} word {k} of {len(words)}: got tdata=0x{got:x} "
                                      f"tlast={got_last}, expected tdata=0x{want:x} tlast={want_last}")
@@ -84,11 +97,14 @@ async def run_image_test(dut, in_images: list[list[int]], out_images: list[list[
     idle, bp = float(cfg.get("idle", 0.0)), float(cfg.get("backpressure", 0.0))
     if idle > 0 or bp > 0:
         h.set_random(idle, bp)
-        for words in in_images:
-            h.source.send_nowait(AxiStreamFrame(words))
+        lasts: list[bool] = []
+        start = 0
+        for size in frames(h.rng, n):
+            h.source.send_nowait(AxiStreamFrame([w for words in in_images[start:start + size] for w in words]))
+            lasts += [False] * (size - 1) + [True]
+            start += size
         await h.wait_words(n * n_out, 2000 + int(n * hint * 10 / max(1e-3, 1 - max(idle, bp))), "random phase")
-        _check(h.records, out_images, "random phase")
-        # a max-pool emits its last word before the dropped rows are read: let the source finish
+        _check(h.records, out_images, lasts, "random phase")
         await h.source.wait()
         await h.drain_sink()
         h.clear_random()
@@ -98,10 +114,9 @@ async def run_image_test(dut, in_images: list[list[int]], out_images: list[list[
     order = [i % n for i in range(m)]
     await ClockCycles(dut.clk, 4)
     box["armed"] = 1
-    for i in order:
-        h.source.send_nowait(AxiStreamFrame(in_images[i]))
+    h.source.send_nowait(AxiStreamFrame([w for i in order for w in in_images[i]]))
     await h.wait_words(m * n_out, 2000 + m * hint * 3, "timing phase")
-    _check(h.records, [out_images[i] for i in order], "timing phase")
+    _check(h.records, [out_images[i] for i in order], [j == m - 1 for j in range(m)], "timing phase")
     await h.drain_sink()
     done = [h.records[(i + 1) * n_out - 1][0] for i in range(m)]
     k = m // 2

@@ -151,7 +151,7 @@ def test_export_of_a_conv_net_with_rtl_or_hls_is_refused_clearly(digits, tmp_pat
     config = conv_config(method="bnn")
     net = deployed_network(randomized(config, digits), config, digits)
     data = layer_data(net)
-    with pytest.raises(ValueError, match=r"layer 0: a convolution has no generated RTL and HLS yet .*"
+    with pytest.raises(ValueError, match=r"layer 0: a convolution has no generated RTL and HLS .*"
                                          r"\(`bnnflow export --generate none`\)"):
         write_artifact(tmp_path / "x", {"name": "c", "input_features": 64, "input_bits": 5, "num_classes": 10},
                        data, default_folding([d.shape for d in data], channels=[1, 6, None, None]))
@@ -222,3 +222,44 @@ def test_bad_conv_fields_are_refused_by_name(digits, tmp_path, layer, edit, mess
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(art.ArtifactError, match=message):
         art.load(artifact.root, check_model=False)
+
+
+# (dataset, train flags, simulator): a trained conv net through golden, RTL and HLS; one of each dataset and
+# simulator in CI, the crossed pair under `slow`.
+TRAINED_CONV = [
+    pytest.param("digits", ["--method", "bnn", "--arch", "4C3-MP2-8C3-FC16"], "icarus", id="digits-bnn-icarus"),
+    pytest.param("idx", ["--method", "dorefa", "--wbits", "2", "--abits", "2", "--arch", "4C3V-MP2-8C3V-MP2-FC16"],
+                 "verilator", id="idx28-dorefa-verilator"),
+    pytest.param("digits", ["--method", "bnn", "--arch", "4C3-MP2-8C3-FC16"], "verilator",
+                 id="digits-bnn-verilator", marks=pytest.mark.slow),
+    pytest.param("idx", ["--method", "dorefa", "--wbits", "2", "--abits", "2", "--arch", "4C3V-MP2-8C3V-MP2-FC16"],
+                 "icarus", id="idx28-dorefa-icarus", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.rtl
+@pytest.mark.hls
+@pytest.mark.parametrize("dataset, flags, sim", TRAINED_CONV)
+def test_trained_conv_net_verifies_at_every_level(dataset, flags, sim, idx_dir, tmp_path, capsys, hls_toolchain,
+                                                 one_thread):
+    """`bnnflow verify --against golden,rtl,hls` on a trained conv net (digits 8x8, and 28x28 IDX data):
+    PASS, and the RTL's measured cycles per image equal the slowest layer's NF*SF*pixels."""
+    from bnnflow.sim import toolchain
+
+    toolchain.pytest_require(sim)
+    run = tmp_path / "run"
+    data = "digits" if dataset == "digits" else f"idx:{idx_dir}"
+    assert main(["train", "--dataset", data, *flags, "--epochs", "1", "--seed", "4", "--out", str(run),
+                 "--quiet"]) == 0
+    assert main(["export", str(run)]) == 0
+    a = art.load(run / "export")
+    model = max(layer.cycles_per_image for layer in a.layers)
+    assert a.layers[0].is_conv and a.layers[1].is_conv and model == a.manifest["rtl"]["cycles_per_image"]
+    capsys.readouterr()
+    assert main(["verify", str(run), "--against", "golden,rtl,hls", "--sim", sim, "--limit", "24"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    for level in ("golden", "rtl", "hls"):
+        assert "yes" in rows[level] and "100.00%" in rows[level], out
+    assert f"{model:.1f} / {model}" in out, out                  # measured == NF*SF*pixels of the slowest layer
+    assert "PASS: every level matches torch and the golden model bit for bit" in out

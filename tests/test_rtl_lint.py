@@ -168,3 +168,22 @@ def test_generated_v3_lint(tmp_path, top):
     _verilator_lint(files, top)
     toolchain.pytest_require("icarus")
     _icarus_2005(files, top, tmp_path)
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("top", [rtlgen.TOP_MODULE, rtlgen.ACCEL_MODULE])
+@pytest.mark.parametrize("net", ["example", "k2-int-multi"])
+def test_generated_conv_lint(tmp_path, top, net):
+    """Convolutional cores and accelerators: bnn_swu / bnn_mvtu / bnn_maxpool chains and the per-pixel and
+    whole-map repackers (the CI nets of tests/test_rtl_conv_network.py)."""
+    from test_rtl_conv_network import make_net
+
+    a = make_net(tmp_path / "a", net)
+    section = a.manifest["rtl"]
+    text = (a.root / section["top"]).read_text()
+    assert "bnn_swu" in text and "bnn_maxpool" in text
+    files = [a.root / p for p in section["sources"]]
+    toolchain.pytest_require("verilator")
+    _verilator_lint(files, top)
+    toolchain.pytest_require("icarus")
+    _icarus_2005(files, top, tmp_path)
