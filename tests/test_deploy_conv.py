@@ -224,12 +224,12 @@ def test_bad_conv_fields_are_refused_by_name(digits, tmp_path, layer, edit, mess
         art.load(artifact.root, check_model=False)
 
 
-# (dataset, train flags, simulator): a trained conv net through golden, RTL and HLS; one of each dataset and
-# simulator in CI, the crossed pair under `slow`.
+# (dataset, train flags, simulator): a trained conv net through golden, RTL and HLS on both datasets and both
+# simulators; digits on Icarus in CI, the other three under `slow`.
 TRAINED_CONV = [
     pytest.param("digits", ["--method", "bnn", "--arch", "4C3-MP2-8C3-FC16"], "icarus", id="digits-bnn-icarus"),
     pytest.param("idx", ["--method", "dorefa", "--wbits", "2", "--abits", "2", "--arch", "4C3V-MP2-8C3V-MP2-FC16"],
-                 "verilator", id="idx28-dorefa-verilator"),
+                 "verilator", id="idx28-dorefa-verilator", marks=pytest.mark.slow),
     pytest.param("digits", ["--method", "bnn", "--arch", "4C3-MP2-8C3-FC16"], "verilator",
                  id="digits-bnn-verilator", marks=pytest.mark.slow),
     pytest.param("idx", ["--method", "dorefa", "--wbits", "2", "--abits", "2", "--arch", "4C3V-MP2-8C3V-MP2-FC16"],
