@@ -69,6 +69,12 @@ class ConvGeometry:
     def output_pixels(self) -> int:
         return self.ofm_h * self.ofm_w
 
+    def stream_words(self, simd: int) -> tuple[int, int]:
+        """(input words, output words) of one image through the sliding window at ``simd`` channels per word:
+        the map's pixels, and K*K words per output pixel (its im2col vector), times the channel folds."""
+        folds = channel_folds(self.channels, simd, "SIMD")
+        return self.ifm_h * self.ifm_w * folds, self.output_pixels * self.kernel * self.kernel * folds
+
 
 @dataclass(frozen=True)
 class PoolGeometry:
@@ -95,6 +101,25 @@ class PoolGeometry:
     @property
     def ofm_w(self) -> int:
         return self.ifm_w // self.pool
+
+    def stream_words(self, pe: int) -> tuple[int, int]:
+        """(input words, output words) of one image through the max-pool at ``pe`` channels per word."""
+        folds = channel_folds(self.channels, pe, "PE")
+        return self.ifm_h * self.ifm_w * folds, self.ofm_h * self.ofm_w * folds
+
+
+def channel_folds(channels: int, per_word: int, name: str = "SIMD") -> int:
+    """Words per pixel when a word holds ``per_word`` channels; ValueError unless that divides ``channels``.
+
+    Every stream unit (sliding window, max-pool, in RTL and HLS) needs whole
+    words per pixel: a word never straddles two pixels.
+    """
+    if isinstance(per_word, bool) or not isinstance(per_word, (int, np.integer)) or per_word < 1:
+        raise ValueError(f"{name} must be a positive integer, got {per_word!r}")
+    if channels % per_word:
+        raise ValueError(f"{name}={per_word} does not divide the {channels} channels "
+                         f"(a word holds {name} channels of one pixel)")
+    return channels // per_word
 
 
 def _check_maps(fmaps: np.ndarray, h: int, w: int, c: int, what: str) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from . import packing
-from .conv import ConvGeometry, PoolGeometry, im2col, max_pool
+from .conv import ConvGeometry, PoolGeometry, channel_folds, im2col, max_pool
 from .hlsflow import HlsToolError, _fingerprint, compile_binary, find_ap_include, find_compiler, hls_source_dir
 
 #: The sources of a unit build (in hls/).
@@ -50,6 +50,13 @@ def _positive(what: str, **values: int) -> None:
             raise ValueError(f"{what}: {name} must be a positive integer, got {value!r}")
 
 
+def _folds(what: str, channels: int, per_word: int, name: str) -> None:
+    try:
+        channel_folds(channels, per_word, name)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class SlidingWindow:
     """bnn::sliding_window<IFM_H, IFM_W, CH, K, PAD, SIMD, ELEM_BITS, PAD_CODE>."""
@@ -60,12 +67,10 @@ class SlidingWindow:
     pad_code: int = 0
 
     def __post_init__(self) -> None:
-        _positive("sliding window", simd=self.simd, elem_bits=self.elem_bits)
+        _positive("sliding window", elem_bits=self.elem_bits)
         if self.elem_bits > MAX_ELEM_BITS:
             raise ValueError(f"sliding window: elem_bits must be at most {MAX_ELEM_BITS}, got {self.elem_bits}")
-        if self.geom.channels % self.simd:
-            raise ValueError(f"sliding window: channels={self.geom.channels} is not a multiple of simd={self.simd} "
-                             "(a pixel must be whole words)")
+        _folds("sliding window", self.geom.channels, self.simd, "simd")
         if isinstance(self.pad_code, bool) or not isinstance(self.pad_code, (int, np.integer)) \
                 or not 0 <= self.pad_code < (1 << self.elem_bits):
             raise ValueError(f"sliding window: pad_code must be a code in 0..{(1 << self.elem_bits) - 1} "
@@ -77,13 +82,13 @@ class SlidingWindow:
 
     @property
     def in_words(self) -> int:
-        """Input words per image."""
-        return self.geom.ifm_h * self.geom.ifm_w * self.folds
+        """Input words per image (conv.ConvGeometry.stream_words)."""
+        return self.geom.stream_words(self.simd)[0]
 
     @property
     def out_words(self) -> int:
         """Output words per image: one im2col vector of K*K*CH/SIMD words per output pixel."""
-        return self.geom.output_pixels * self.geom.kernel ** 2 * self.folds
+        return self.geom.stream_words(self.simd)[1]
 
     @property
     def fill(self) -> int:
@@ -118,12 +123,10 @@ class MaxPool:
     elem_bits: int
 
     def __post_init__(self) -> None:
-        _positive("max-pool", pe=self.pe, elem_bits=self.elem_bits)
+        _positive("max-pool", elem_bits=self.elem_bits)
         if self.elem_bits > MAX_ELEM_BITS:
             raise ValueError(f"max-pool: elem_bits must be at most {MAX_ELEM_BITS}, got {self.elem_bits}")
-        if self.geom.channels % self.pe:
-            raise ValueError(f"max-pool: channels={self.geom.channels} is not a multiple of pe={self.pe} "
-                             "(a pixel must be whole words)")
+        _folds("max-pool", self.geom.channels, self.pe, "pe")
 
     @property
     def folds(self) -> int:
@@ -131,11 +134,11 @@ class MaxPool:
 
     @property
     def in_words(self) -> int:
-        return self.geom.ifm_h * self.geom.ifm_w * self.folds
+        return self.geom.stream_words(self.pe)[0]
 
     @property
     def out_words(self) -> int:
-        return self.geom.ofm_h * self.geom.ofm_w * self.folds
+        return self.geom.stream_words(self.pe)[1]
 
     @property
     def buffer_words(self) -> int:

@@ -27,8 +27,6 @@ from . import packing
 from .folding import FoldingError
 
 HEADER = "hls/bnnflow_params.h"
-#: Whether write_hls wires convolutional layers (sliding window, max-pool); the writer refuses them otherwise.
-SUPPORTS_CONV = True
 
 #: Literals per line in the generated arrays.
 _PER_LINE = 8

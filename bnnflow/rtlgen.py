@@ -57,8 +57,6 @@ LIBRARY = ("bnn_simd_dot.v", "bnn_threshold.v", "bnn_mvtu.v", "bnn_axis_repack.v
            "bnn_out_fifo4.v", "bnn_swu.v", "bnn_maxpool.v",
            "bnn_axilite_ctrl.v", "bnn_accel_run.v", "bnn_beats_to_words.v", "bnn_words_to_beats.v",
            "bnn_param_loader.v")
-#: Whether write_rtl wires convolutional layers (sliding window, max-pool); the writer refuses them otherwise.
-SUPPORTS_CONV = True
 #: The engine core (streams of engine words, parameter write bus): simulation and the tests use it.
 TOP_MODULE = "bnnflow_top"
 TOP_FILE = "bnnflow_top.v"

@@ -82,12 +82,6 @@ def write_artifact(
     specs = [layer_spec(i, layer, fold) for i, (layer, fold) in enumerate(zip(layers, folding))]
     for i, (layer, spec) in enumerate(zip(layers, specs)):
         _check_values(i, spec, layer)
-    convs = [s.index for s in specs if s.is_conv]
-    unsupported = [g for g in generate if g in ("rtl", "hls") and not _generates_conv(g)]
-    if convs and unsupported:
-        raise ValueError(f"layer {convs[0]}: a convolution has no generated {' and '.join(g.upper() for g in unsupported)} "
-                         "(this generator does not wire sliding-window units); export it without them "
-                         "(`bnnflow export --generate none`)")
     if "hls" in generate:
         from . import hlsgen
 
@@ -103,13 +97,6 @@ def write_artifact(
         raise
     _replace_dir(out, final)
     return art.load(final)
-
-
-def _generates_conv(target: str) -> bool:
-    """Whether the generator of ``target`` (rtl, hls) wires convolutions (its module's SUPPORTS_CONV)."""
-    import importlib
-
-    return bool(getattr(importlib.import_module(f"bnnflow.{target}gen"), "SUPPORTS_CONV", False))
 
 
 def layer_spec(index: int, layer: LayerData, fold: LayerFolding) -> art.LayerSpec:

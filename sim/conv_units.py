@@ -32,10 +32,10 @@ def _positive(what: str, name: str, value: Any) -> int:
 
 
 def _fold(what: str, name: str, per_word: int, channels: int) -> None:
-    _positive(what, name, per_word)
-    if channels % per_word:
-        raise ValueError(f"{what}: {name}={per_word} does not divide the {channels} channels "
-                         f"(CH % {name} must be 0: a word holds {name} channels of one pixel)")
+    try:
+        conv.channel_folds(channels, per_word, name)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 def _elem_bits(what: str, elem_bits: Any) -> int:
@@ -73,9 +73,8 @@ def maxpool_parameters(geom: conv.PoolGeometry, pe: int, elem_bits: int) -> dict
 
 
 def swu_words(geom: conv.ConvGeometry, simd: int) -> tuple[int, int]:
-    """(input words, output words) of one image through ``bnn_swu``."""
-    folds = geom.channels // simd
-    return geom.ifm_h * geom.ifm_w * folds, geom.output_pixels * geom.kernel * geom.kernel * folds
+    """(input words, output words) of one image through ``bnn_swu`` (conv.ConvGeometry.stream_words)."""
+    return geom.stream_words(simd)
 
 
 def swu_cycles_per_image(geom: conv.ConvGeometry, simd: int) -> int:
@@ -88,9 +87,8 @@ def swu_cycles_per_image(geom: conv.ConvGeometry, simd: int) -> int:
 
 
 def maxpool_words(geom: conv.PoolGeometry, pe: int) -> tuple[int, int]:
-    """(input words, output words) of one image through ``bnn_maxpool``."""
-    folds = geom.channels // pe
-    return geom.ifm_h * geom.ifm_w * folds, geom.ofm_h * geom.ofm_w * folds
+    """(input words, output words) of one image through ``bnn_maxpool`` (conv.PoolGeometry.stream_words)."""
+    return geom.stream_words(pe)
 
 
 def maxpool_cycles_per_image(geom: conv.PoolGeometry, pe: int) -> int:

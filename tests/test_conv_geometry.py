@@ -67,3 +67,17 @@ def test_flatten_reorder_reads_hwc_maps():
 def test_bad_geometry_is_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_stream_words_count_pixels_in_channel_folds():
+    """What a sliding window / max-pool reads and writes per image, in words of SIMD (PE) channels."""
+    from bnnflow.conv import channel_folds
+
+    assert ConvGeometry(32, 32, 64, 3, 1).stream_words(32) == (32 * 32 * 2, 32 * 32 * 9 * 2)
+    assert ConvGeometry(5, 7, 6, 2, 0).stream_words(3) == (35 * 2, 4 * 6 * 4 * 2)
+    assert PoolGeometry(30, 30, 64, 2).stream_words(16) == (900 * 4, 225 * 4)
+    assert PoolGeometry(7, 8, 6, 3).stream_words(2) == (56 * 3, 2 * 2 * 3)       # a row and columns dropped
+    with pytest.raises(ValueError, match=r"SIMD=4 does not divide the 6 channels \(a word holds SIMD channels"):
+        ConvGeometry(5, 5, 6, 3, 1).stream_words(4)
+    with pytest.raises(ValueError, match=r"PE must be a positive integer, got 0"):
+        channel_folds(8, 0, "PE")

@@ -142,22 +142,6 @@ def test_export_and_verify_cli_on_a_trained_conv_net(tmp_path, capsys, one_threa
         network_layers(run / "export")
 
 
-def test_export_of_a_conv_net_with_rtl_or_hls_is_refused_clearly(digits, tmp_path, one_thread, monkeypatch):
-    """A generator that does not wire convolutions (SUPPORTS_CONV False) is refused before anything is written."""
-    from bnnflow import hlsgen, rtlgen
-
-    monkeypatch.setattr(rtlgen, "SUPPORTS_CONV", False)
-    monkeypatch.setattr(hlsgen, "SUPPORTS_CONV", False)
-    config = conv_config(method="bnn")
-    net = deployed_network(randomized(config, digits), config, digits)
-    data = layer_data(net)
-    with pytest.raises(ValueError, match=r"layer 0: a convolution has no generated RTL and HLS .*"
-                                         r"\(`bnnflow export --generate none`\)"):
-        write_artifact(tmp_path / "x", {"name": "c", "input_features": 64, "input_bits": 5, "num_classes": 10},
-                       data, default_folding([d.shape for d in data], channels=[1, 6, None, None]))
-    assert not (tmp_path / "x").exists()
-
-
 @pytest.mark.parametrize("kw, message", [
     ({"method": "xnor"}, r"layer 0, channel \d+: the modules after its max-pool \(BatchNorm2d, XnorSignQuantizer\) "
                          r"decrease for this channel"),

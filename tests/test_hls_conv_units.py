@@ -150,13 +150,13 @@ def test_build_is_cached(fast_build):
 
 # -- refused settings ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("make, message", [
-    (lambda: SW(C(4, 4, 6, 3, 1), simd=4, elem_bits=1), "channels=6 is not a multiple of simd=4"),
+    (lambda: SW(C(4, 4, 6, 3, 1), simd=4, elem_bits=1), "sliding window: simd=4 does not divide the 6 channels"),
     (lambda: SW(C(4, 4, 2, 3, 3), simd=1, elem_bits=1), "pad must be an integer in 0..kernel-1 = 2, got 3"),
     (lambda: SW(C(2, 6, 2, 5, 0), simd=1, elem_bits=1), "a 5x5 kernel with pad 0 does not fit the 2x6 input map"),
     (lambda: SW(C(4, 4, 2, 3, 1), simd=1, elem_bits=2, pad_code=4),
      "pad_code must be a code in 0..3 (elem_bits=2), got 4"),
-    (lambda: SW(C(4, 4, 2, 3, 1), simd=0, elem_bits=2), "simd must be a positive integer, got 0"),
-    (lambda: MP(P(6, 6, 6, 2), pe=4, elem_bits=1), "channels=6 is not a multiple of pe=4"),
+    (lambda: SW(C(4, 4, 2, 3, 1), simd=0, elem_bits=2), "sliding window: simd must be a positive integer, got 0"),
+    (lambda: MP(P(6, 6, 6, 2), pe=4, elem_bits=1), "max-pool: pe=4 does not divide the 6 channels"),
     (lambda: MP(P(2, 6, 1, 3), pe=1, elem_bits=1), "a 3x3 window does not fit the 2x6 input map"),
     (lambda: MP(P(6, 6, 2, 2), pe=2, elem_bits=40), "elem_bits must be at most 32, got 40"),
 ])

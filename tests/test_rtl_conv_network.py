@@ -132,7 +132,6 @@ def test_top_wiring(tmp_path):
     l0, l1, l2, l3 = a.layers
     for unit in ("bnn_swu", "bnn_maxpool", "bnn_out_fifo4"):
         assert f"{unit}.v" in rtlgen.LIBRARY
-    assert rtlgen.SUPPORTS_CONV
     assert [line.split()[-2] for line in text.splitlines() if line.strip().startswith(") u_")] == [
         "u_swu0", "u_layer0", "u_pool0", "u_repack0", "u_swu1", "u_layer1", "u_repack1", "u_layer2",
         "u_repack2", "u_layer3"]
