@@ -30,7 +30,7 @@ import numpy as np
 
 from . import packing
 from .conv import ConvGeometry, PoolGeometry, channel_folds, im2col, max_pool
-from .hlsflow import HlsToolError, _fingerprint, compile_binary, find_ap_include, find_compiler, hls_source_dir
+from .hlsflow import HlsToolError, build_fingerprint, compile_binary, find_ap_include, find_compiler, hls_source_dir
 
 #: The sources of a unit build (in hls/).
 UNIT_SOURCES = ("bnn_conv.hpp", "bnn_conv_tb.cpp")
@@ -240,7 +240,7 @@ def build(settings: Sequence[Setting], build_dir: Path | None = None) -> UnitBui
     cxx = find_compiler()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     header = _units_header(settings)
-    key = _fingerprint([(src / n).read_bytes() for n in UNIT_SOURCES]
+    key = build_fingerprint([(src / n).read_bytes() for n in UNIT_SOURCES]
                        + [header.encode(), str(ap_include).encode(), cxx.encode(), version.encode(),
                           " ".join(CXX_FLAGS).encode()])
     target = Path(build_dir if build_dir is not None else DEFAULT_BUILD_DIR) / key

@@ -130,7 +130,8 @@ class CsimResult:
         return self.returncode == 0 and self.mismatches == 0
 
 
-def _fingerprint(parts: list[bytes]) -> str:
+def build_fingerprint(parts: list[bytes]) -> str:
+    """The cache key of a C-simulation build: a hash over its length-prefixed inputs (sources, flags, tools)."""
     digest = hashlib.sha256()
     for part in parts:
         digest.update(len(part).to_bytes(8, "little"))
@@ -181,7 +182,7 @@ def _compile(artifact: art.Artifact, build_dir: Path | None, name: str, sources:
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     flags = [*CXX_FLAGS, *(f"-D{d}" for d in defines)]
     generated = generated or {}
-    key = _fingerprint([(src / n).read_bytes() for n in HLS_SOURCES]
+    key = build_fingerprint([(src / n).read_bytes() for n in HLS_SOURCES]
                        + [text.encode() for text in generated.values()]
                        + [name.encode(), header.read_bytes(), str(ap_include).encode(), cxx.encode(),
                           version.encode(), " ".join(flags).encode()])
