@@ -44,8 +44,8 @@ schedule except wage, and the MLP of --hidden unless --arch is given):
                  first/last layers real; Adam lr 0.01
   wage           --wbits 2 --abits 8 --gbits 8 --ebits 8 (2..16); no BN, SSE
                  loss, quantized SGD with stochastic rounding, lr 8 -> 1 -> 1/8
-The MLP (--hidden) of every method but float exports to hardware (`bnnflow
-export`, docs/DEPLOY.md); conv nets (--arch) train but do not export yet.
+Every method but float exports to hardware (`bnnflow export`, docs/DEPLOY.md),
+MLPs (--hidden) and conv nets (--arch; XNOR-Net conv nets are refused for now).
 """
 
 
