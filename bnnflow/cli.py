@@ -247,7 +247,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     require("torch", "train", PURPOSE)
 
-    return verify_run(args.run, args.against.split(","), sim=args.sim, limit=args.limit)
+    return verify_run(args.run, args.against.split(","), sim=args.sim, limit=args.limit,
+                      layer_cycles=args.layer_cycles)
 
 
 def cmd_bitstream(args: argparse.Namespace) -> int:
@@ -393,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "bnnflow_accel, co-simulated: registers, parameter load, DMA beats); default golden")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="RTL simulator")
     p.add_argument("--limit", type=_positive_int, help="use only the first N test images")
+    p.add_argument("--layer-cycles", action="store_true",
+                   help="also simulate each layer alone on --sim (one RTL build per layer) with the inputs it "
+                        "sees in the network, and print its measured cycles per image against NF*SF*vectors "
+                        "(a conv layer's vectors are its output pixels); a layer more than 5%% off, or whose "
+                        "outputs differ from the golden model's, fails the verify")
     _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_verify)
 

@@ -244,7 +244,7 @@ class GoldenModel:
         plans = self._plans
         accs = [np.empty((n, p.layer.acc_elements), dtype=np.int64) for p in plans] if keep_trace else []
         outs = [np.empty((n, p.layer.out_elements), dtype=np.int64) for p in plans] if keep_trace else []
-        scores = None if keep_trace else np.empty((n, plans[-1].layer.out_features), dtype=np.int64)
+        scores = None if keep_trace else np.empty((n, plans[-1].layer.out_elements), dtype=np.int64)
         step = self.block_rows
         for start in range(0, n, step):
             rows = slice(start, start + step)
@@ -256,9 +256,13 @@ class GoldenModel:
                 if layer.conv is not None:
                     x = self._vectors(p, x, m)
                 mh = layer.out_features
-                out_all = outs[k] if keep_trace and layer.conv is None else (scores if last else None)
+                fc = layer.conv is None
+                out_all = outs[k] if keep_trace and fc else (scores if last and fc else None)
                 acc = np.empty((x.shape[0], mh), dtype=np.int64) if score or keep_trace else None
-                x_next = None if last else np.empty((x.shape[0], mh), dtype=plans[k + 1].dtype)
+                # a conv layer's codes are pooled below, also when it is the last layer (a one-layer
+                # artifact of bnnflow.layer_cycles: its output is the pooled map)
+                x_next = None if last and layer.conv is None else \
+                    np.empty((x.shape[0], mh), dtype=np.int64 if last else plans[k + 1].dtype)
                 for cols, product in p.split(x @ p.weights_t):  # exact: |every partial sum| <= p.bound
                     if acc is not None:
                         acc[:, cols] = product                  # exact integers, so the cast is exact
@@ -283,6 +287,8 @@ class GoldenModel:
                     x_next = self._pooled(layer, x_next, m)
                     if keep_trace:
                         outs[k][rows] = x_next
+                    elif last:
+                        scores[rows] = x_next
                 x = x_next
         if not keep_trace:
             return GoldenTrace([], [scores])

@@ -146,7 +146,8 @@ def check_levels(levels) -> list[str]:
     return names
 
 
-def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", limit: int | None = None) -> int:
+def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", limit: int | None = None,
+               layer_cycles: bool = False) -> int:
     """Print the agreement table; return 0 when every level agrees with torch and golden, else 1.
 
     "Agrees" means equal integer scores (not only equal predictions): golden
@@ -155,8 +156,11 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
     predictions, is shown for its accuracy and is not required to agree),
     and the golden model with the scores stored at export. Each difference is
     printed as one line naming the first differing image and class and both
-    values. Raises ValueError for no level, an unknown level or a ``limit`` that
-    is not a positive integer.
+    values. With ``layer_cycles``, each layer is also simulated alone on
+    ``sim`` (:mod:`bnnflow.layer_cycles`) and its measured cycles per image
+    printed against NF*SF*vectors; a layer more than 5% off, or whose
+    outputs differ from the golden model's, is an error too. Raises ValueError
+    for no level, an unknown level or a ``limit`` that is not a positive integer.
     """
     levels = check_levels(levels)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
@@ -211,12 +215,31 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for r in rows:
         print("  ".join(_fmt(v).ljust(w) for v, w in zip(r, widths)))
+    if layer_cycles:
+        errors += _print_layer_cycles(artifact, images, sim)
     for error in errors:
         print(f"error: {error}")
     ok = not errors
     print("PASS: every level matches torch and the golden model bit for bit" if ok
           else "FAIL: integer scores differ (first difference above)")
     return 0 if ok else 1
+
+
+def _print_layer_cycles(artifact: art.Artifact, images: np.ndarray, sim: str) -> list[str]:
+    """Print the per-layer cycle table (each layer simulated alone); return its errors as sentences."""
+    from . import layer_cycles as lc
+
+    rows = lc.measure_layer_cycles(artifact, images[:lc.DEFAULT_IMAGES], sim=sim)
+    print(lc.format_table(rows, sim))
+    errors = []
+    for r in rows:
+        if not r.outputs_equal_golden:
+            errors.append(f"layer {r.index} simulated alone on {sim}: its outputs differ from the golden model's")
+        if not r.within_tolerance:
+            errors.append(f"layer {r.index} simulated alone on {sim}: {r.measured:,.1f} cycles per image, "
+                          f"{r.ratio:.3f}x its NF*SF*vectors model ({r.model:,}), more than "
+                          f"{lc.TOLERANCE:.0%} apart")
+    return errors
 
 
 def _fmt(value) -> str:

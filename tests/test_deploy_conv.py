@@ -240,10 +240,18 @@ def test_trained_conv_net_verifies_at_every_level(dataset, flags, sim, idx_dir, 
     model = max(layer.cycles_per_image for layer in a.layers)
     assert a.layers[0].is_conv and a.layers[1].is_conv and model == a.manifest["rtl"]["cycles_per_image"]
     capsys.readouterr()
-    assert main(["verify", str(run), "--against", "golden,rtl,hls", "--sim", sim, "--limit", "24"]) == 0
+    assert main(["verify", str(run), "--against", "golden,rtl,hls", "--sim", sim, "--limit", "24",
+                 "--layer-cycles"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     for level in ("golden", "rtl", "hls"):
         assert "yes" in rows[level] and "100.00%" in rows[level], out
     assert f"{model:.1f} / {model}" in out, out                  # measured == NF*SF*pixels of the slowest layer
+    # --layer-cycles: each layer alone measures exactly its own NF*SF*vectors, and outputs what golden does
+    assert f"per-layer cycles, each layer simulated alone (rtl, {sim}):" in out
+    for layer in a.layers:
+        cells = rows[str(layer.index)]
+        assert cells[1] == layer.kind and cells[-4:] == [f"{layer.cycles_per_image:,}",
+                                                         f"{layer.cycles_per_image:,}.0", "1.0000", "yes"], out
+    assert "every layer within 5% of NF*SF*vectors" in out
     assert "PASS: every level matches torch and the golden model bit for bit" in out
