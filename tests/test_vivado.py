@@ -102,6 +102,16 @@ def accelerator_pins(export, engine: str) -> set[str]:
     return pins
 
 
+def dma_config(records) -> dict[str, str]:
+    """The CONFIG.* properties the script sets on the AXI DMA."""
+    props = {}
+    for rec in records:
+        if rec[0] == "set_property" and rec[1] == "-dict" and rec[-1] == DEFAULT_DMA:
+            words = rec[2].split()
+            props.update(zip(words[::2], words[1::2]))
+    return props
+
+
 def _cells(records) -> dict[str, str]:
     cells = {}
     for rec in records:
@@ -154,11 +164,7 @@ def test_block_design_matches_tops_driver_and_ips(export, tmp_path, board, engin
     assert (f"axi_mem_sc/M00_AXI", f"ps/{vivado.BOARDS[board].hp_port}") in intf
 
     # the DMA: simple mode, the accelerator's beat widths, a 26-bit length register
-    dma_props = {}
-    for rec in records:
-        if rec[0] == "set_property" and rec[1] == "-dict" and rec[-1] == DEFAULT_DMA:
-            words = rec[2].split()
-            dma_props.update(zip(words[::2], words[1::2]))
+    dma_props = dma_config(records)
     assert set(dma_props) == DMA_CONFIG
     inp, outp = accel.input_stream(export), accel.output_stream(export)
     assert dma_props["CONFIG.c_include_sg"] == "0"
@@ -223,3 +229,30 @@ def test_cli_prepares_the_build_and_names_the_missing_vivado(export, tmp_path, m
     assert "bnnflow bitstream: error: vitis_hls is not on PATH" in capsys.readouterr().err
     assert cli.main(["bitstream", str(tmp_path / "nothing")]) == 2
     assert "neither an export folder nor a run with one" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["rtl", "hls"])
+def test_a_conv_export_builds_with_its_sliding_window_and_pool_units(tmp_path, engine):
+    """A conv net's overlay: the packaged Verilog holds bnn_swu / bnn_maxpool and every source and memory the
+    manifest lists; the HLS engine's stream widths come from the conv net's first and last layers."""
+    from bnnflow import artifact as art
+
+    export = testing.conv_artifact(tmp_path / "export", seed=1, ifm=(8, 8, 1), input_bits=5, layers=[
+        dict(mh=8, kernel=3, pad=1, pool=2, n_thresholds=1),
+        dict(mh=16, kind=art.XNOR_THRESHOLD, kernel=3, pad=1),
+        dict(mh=10, kind=art.XNOR_SCORE)], generate=("rtl", "hls"))
+    hls_ip = tmp_path / "hls_ip"
+    hls_ip.mkdir()
+    params = vivado.write_build(export, "pynq-z2", engine, tmp_path / "build", tmp_path / "out", hls_ip_dir=hls_ip)
+    result, records = run_stub(params, tmp_path)
+    assert result.returncode == 0, result.stderr
+    dma = dma_config(records)
+    inp, outp = accel.input_stream(export), accel.output_stream(export)
+    assert int(dma["CONFIG.c_m_axis_mm2s_tdata_width"]) == inp.beat_bits
+    assert int(dma["CONFIG.c_s_axis_s2mm_tdata_width"]) == outp.beat_bits
+    if engine == "rtl":
+        packaged = [rec for rec in records if rec[0] == "add_files"][:2]
+        listed = {path for rec in packaged for word in rec[2:] for path in word.split()}
+        want = {str(export.path(p).resolve()) for p in export.manifest["rtl"]["sources"] + export.manifest["rtl"]["memories"]}
+        assert listed == want
+        assert {"bnn_swu.v", "bnn_maxpool.v"} <= {Path(p).name for p in listed}
