@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[train,sim,test,board]' '$(PYNQ)'
+	$(PY) -m pip install -q -e '.[train,sim,test,board,interop]' '$(PYNQ)'
 	# Xilinx's ap_int/hls_stream headers for HLS C-simulation ship in the
 	# hls4ml wheel; only the headers are used, so skip its dependencies.
 	$(PY) -m pip install -q --no-deps hls4ml==1.3.0

@@ -409,6 +409,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=run_cmd.main)
 
+    # QONNX interop (docs/INTEROP.md): the module imports qonnx only when the
+    # command runs, so the parser builds without the `interop` extra.
+    from . import qonnx_export
+
+    for name, module in (("qonnx", qonnx_export),):
+        p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
+        module.add_arguments(p)
+        _add_debug(p, default=argparse.SUPPRESS)
+        p.set_defaults(func=module.main)
+
     from .vivado import ACCEL_IPS, BOARDS
 
     p = sub.add_parser("bitstream", help="build the PYNQ overlay (.bit + .hwh) of an export with Vivado",

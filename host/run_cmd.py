@@ -26,6 +26,8 @@ from typing import Any, Callable
 import numpy as np
 
 from bnnflow import artifact as art
+from bnnflow.argtypes import path_text as _path
+from bnnflow.argtypes import positive_int as _positive_int
 from bnnflow.golden import GoldenModel, argmax_lowest
 from bnnflow.writer import read_vectors
 
@@ -188,22 +190,6 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     else:
         lines.append("PASS: every integer score equals the golden model's")
     return lines
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _path(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a path, got an empty string")
-    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
