@@ -232,8 +232,9 @@ def test_wheel_holds_the_runtime_and_requires_only_numpy(wheel):
     requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert [r for r in requires if "extra ==" not in r] == ["numpy>=1.21"]
     assert {r.split(";")[1].strip() for r in requires if "extra ==" in r} == {
-        f'extra == "{e}"' for e in ("train", "sim", "test", "board", "all")}
+        f'extra == "{e}"' for e in ("train", "sim", "test", "board", "interop", "all")}
     assert 'pynq>=3.0.1; extra == "board"' in requires
+    assert 'qonnx==1.0.0; extra == "interop"' in requires
     runtime = {f"bnnflow/{m}.py" for m in ("__init__", "artifact", "packing", "golden", "folding", "writer",
                                            "jsonfile", "extras", "cli")}
     runtime |= {f"bnnflow/host/{m}.py" for m in ("__init__", "driver", "backend_golden", "backend_board",
