@@ -409,11 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(p, default=argparse.SUPPRESS)
     p.set_defaults(func=run_cmd.main)
 
-    # QONNX interop (docs/INTEROP.md): the module imports qonnx only when the
-    # command runs, so the parser builds without the `interop` extra.
-    from . import qonnx_export
+    # QONNX interop (docs/INTEROP.md): the modules import qonnx / brevitas only
+    # when a command runs, so the parser builds without the `interop` extra.
+    from . import qonnx_export, qonnx_import
 
-    for name, module in (("qonnx", qonnx_export),):
+    for name, module in (("qonnx", qonnx_export), ("import-qonnx", qonnx_import)):
         p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
         module.add_arguments(p)
         _add_debug(p, default=argparse.SUPPRESS)

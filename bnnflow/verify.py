@@ -172,6 +172,11 @@ def verify_run(run_dir: str | Path, levels: list[str], sim: str = "verilator", l
     from .model.train import load_run
 
     config, model = load_run(run)
+    imported = config.get("imported")
+    if isinstance(imported, dict):
+        print(f"reference: the model imported from {imported.get('file')} (sha256 "
+              f"{str(imported.get('sha256', ''))[:12]}, {imported.get('producer', '?')}) by `bnnflow import-qonnx`; "
+              "torch-float is its rebuilt forward pass, torch the same model as deployed")
     artifact = art.load(run / "export")
     for key in ("input_features", "num_classes"):
         if config[key] != getattr(artifact, key):

@@ -21,6 +21,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                                 f"... --out {run}` first)")
     metrics = read_json_object(metrics_path)
     history = metrics.get("epochs")
+    if history == [] and isinstance(metrics.get("imported"), dict):
+        raise ValueError(f"{run} was imported (bnnflow import-qonnx), not trained here: it has no training curves")
     if not isinstance(history, list) or not history:
         raise ValueError(f"{metrics_path}: field 'epochs' is {history!r}, expected a list of per-epoch records")
     for i, record in enumerate(history):
