@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""BNN-PYNQ's CNV (W1A1) on bnnflow's generated RTL: cycle model, Verilator-measured cycles, yosys resources.
+"""BNN-PYNQ's CNV (W1A1, W2A2) on bnnflow's generated RTL: cycle model, Verilator-measured cycles, yosys resources.
 
 The network is BNN-PYNQ's CNV topology on a 32x32x3 map of 8-bit pixels:
 
     64C3 - 64C3 - MP2 - 128C3 - 128C3 - MP2 - 256C3 - 256C3 - FC512 - FC512 - FC10
 
-(valid 3x3 convolutions, 2x2 max-pools after the 2nd and 4th), W1A1: the first
-layer is an int_threshold layer (each lane adds or subtracts an 8-bit pixel by
-its 1-bit weight), the others xnor_threshold, the last xnor_score. Weights are
+(valid 3x3 convolutions, 2x2 max-pools after the 2nd and 4th). ``--precision
+w1a1`` (default): the first layer is an int_threshold layer (each lane adds or
+subtracts an 8-bit pixel by its 1-bit weight), the others xnor_threshold, the
+last xnor_score. ``--precision w2a2``: 2-bit weights (narrow two's complement,
+-1/0/+1, the ``int`` encoding) and 2-bit activations (3 thresholds per neuron)
+everywhere: int_threshold layers (the first on the 8-bit pixels, the others
+on 2-bit codes) and an int_score last layer on 2-bit codes. Weights are
 random (seeded); thresholds are fitted to the network's own accumulators on
 the test images (``--thresholds fitted``, bnnflow.testing.conv_artifact, so
 every layer's outputs vary and the golden == RTL check means something) or
@@ -28,11 +32,13 @@ Steps:
    (``synth_xilinx -family xc7``, bnnflow.report.yosys_whole) for LUT / FF /
    BRAM36 / DSP estimates (not Vivado results); skipped with a message when
    yosys is missing or exceeds ``--yosys-timeout``. The bnnflow.costs model
-   estimate is always printed beside it (it models the matrix-vector units,
-   repackers and shell; the sliding-window and max-pool units are not in it);
-5. print a table and the ratios against BNN-PYNQ's CNV (3,050 images/s on a
-   PYNQ-Z1 at 100 MHz in 26.1k LUT and 124 BRAM36, slowest layer 32,768
-   cycles).
+   estimate (matrix-vector units, sliding-window units, max-pools, repackers,
+   shell: what ``bnnflow fold`` and ``bnnflow report --no-yosys`` use) is
+   always printed beside it, with its error against yosys;
+5. print a table and the ratios against BNN-PYNQ's CNV (W1A1: 3,050 images/s
+   on a PYNQ-Z1 at 100 MHz in 26.1k LUT and 124 BRAM36, slowest layer 32,768
+   cycles; W2A2: 860 images/s in 37.3k LUT and 140 BRAM36). The issue's
+   targets (>= 6,100 images/s in <= 26,100 LUT) are checked for W1A1.
 
 Foldings (PE, SIMD per layer; ``--folding NAME`` or a folding JSON file, as
 ``bnnflow export --folding`` reads):
@@ -41,9 +47,12 @@ Foldings (PE, SIMD per layer; ``--folding NAME`` or a folding JSON file, as
   divide its 10 neurons (bnnflow does not pad neurons), so it gets PE 5
   (1,024 cycles, far from the bottleneck);
 - ``fast``: aimed at the issue's target, >= 6,100 images/s at 100 MHz in
-  <= 26,100 LUT: each layer gets the (PE, SIMD) the bnnflow.costs model
-  finds cheapest among those at <= 16,393 cycles (``bnnflow fold`` does not
-  fold conv layers); about twice BNN-PYNQ's lanes.
+  <= 26,100 LUT: each layer got the (PE, SIMD) the bnnflow.costs model (as
+  it was before it priced conv units and 1-PE repackers) found cheapest among
+  those at <= 16,393 cycles; about twice BNN-PYNQ's lanes;
+- ``fold``: what ``bnnflow fold`` (bnnflow.fold.fold) chooses for the net on
+  ``--device`` at ``--clock`` for the issue's rate (``--target-fps``, default
+  6,100 images/s) with the cost model.
 
     .venv/bin/python bench/cnv.py --folding bnn-pynq --yosys --json runs/bench_cnv_bnn-pynq.json
 """
@@ -70,7 +79,11 @@ from bnnflow.writer import read_vectors, write_artifact
 
 #: BNN-PYNQ's CNV W1A1 on a PYNQ-Z1 at 100 MHz (its published figures; Vivado resources, board frame rate)
 BNN_PYNQ_FPS, BNN_PYNQ_LUT, BNN_PYNQ_BRAM, BNN_PYNQ_CYCLES = 3_050, 26_100, 124, 32_768
-#: the issue's target: twice BNN-PYNQ's rate within its LUTs
+#: BNN-PYNQ's published CNV figures per precision (report.BNN_PYNQ): images/s, LUT, BRAM36, slowest layer cycles
+REFERENCE = {"w1a1": {"net": "CNV W1A1", "fps": BNN_PYNQ_FPS, "lut": BNN_PYNQ_LUT, "bram36": BNN_PYNQ_BRAM,
+                      "cycles": BNN_PYNQ_CYCLES},
+             "w2a2": {"net": "CNV W2A2", "fps": 860, "lut": 37_300, "bram36": 140, "cycles": None}}
+#: the issue's target (W1A1): twice BNN-PYNQ's rate within its LUTs
 TARGET_FPS, TARGET_LUT = 6_100, 26_100
 
 CNV_IFM = (32, 32, 3)
@@ -89,11 +102,17 @@ CNV_LAYERS = [
     dict(mh=10, kind=art.XNOR_SCORE),
 ]
 
+#: W2A2: 2-bit int weights (-1, 0, +1) and 2-bit activations (3 thresholds); int kinds throughout
+W2 = dict(weight_bits=2, weight_encoding=art.INT)
+W2A2_LAYERS = [dict(layer, kind=INT, n_thresholds=3, **W2) for layer in CNV_LAYERS[:-1]] + [
+    dict(mh=10, kind=art.INT_SCORE, **W2)]
+
 FOLDINGS: dict[str, list[tuple[int, int]]] = {
     # BNN-PYNQ's (16,3) (32,32) (16,32) (16,32) (4,32) (1,32) (1,4) (1,8) (4,1), FC10 at PE 5 (see the doc)
     "bnn-pynq": [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32), (1, 4), (1, 8), (5, 1)],
     # per layer the (PE, SIMD) at <= 16,393 cycles (>= 6,100 images/s at 100 MHz) that the bnnflow.costs model
-    # finds cheapest: 16,200 14,112 10,368 14,400 10,368 9,216 16,384 16,384 2,560 cycles
+    # found cheapest before it priced conv units (`--folding fold` is today's choice):
+    # 16,200 14,112 10,368 14,400 10,368 9,216 16,384 16,384 2,560 cycles
     "fast": [(32, 3), (64, 32), (32, 32), (16, 64), (8, 32), (2, 32), (1, 8), (2, 8), (1, 2)],
 }
 
@@ -106,20 +125,40 @@ class Net:
     ifm: tuple[int, int, int]
     input_bits: int
     layers: list[dict]
+    precision: str = "w1a1"      # the key of BNN-PYNQ's figures it is set against (REFERENCE)
 
 
 CNV = Net("CNV W1A1 32x32x3", CNV_IFM, CNV_INPUT_BITS, CNV_LAYERS)
+CNV_W2A2 = Net("CNV W2A2 32x32x3", CNV_IFM, CNV_INPUT_BITS, W2A2_LAYERS, "w2a2")
+NETS = {"w1a1": CNV, "w2a2": CNV_W2A2}
+
+
+def net_specs(net: Net, folding: list[LayerFolding] | None = None, seed: int = 0) -> list[art.LayerSpec]:
+    """The net's LayerSpecs at ``folding`` (default: PE = SIMD = 1); random values, the shapes and widths matter."""
+    from bnnflow.writer import layer_spec
+
+    data = random_conv_stack(np.random.default_rng(seed), net.ifm, net.input_bits, net.layers)
+    folding = folding or [LayerFolding(1, 1)] * len(data)
+    return [layer_spec(k, d, f) for k, (d, f) in enumerate(zip(data, folding))]
+
+
+def fold_for(net: Net, device: costs.Device, clock_mhz: float, target_fps: float) -> list[LayerFolding]:
+    """``bnnflow fold``'s choice for the net (cost model, conv-aware): the cheapest folding at ``target_fps``."""
+    from bnnflow.fold import LayerKind, fold
+
+    layers = [LayerKind.of(s) for s in net_specs(net)]
+    return fold(layers, device, clock_mhz, target_fps=target_fps, hls=False).folding
 
 
 def parse_folding(value: str, n_layers: int) -> tuple[str, list[LayerFolding]]:
-    """A built-in folding name or a folding JSON file; checked against the layer count."""
+    """A built-in folding name or a folding JSON file; checked against the layer count (``fold`` is main's)."""
     if value in FOLDINGS:
         folding = [LayerFolding(pe, simd) for pe, simd in FOLDINGS[value]]
         name = value
     else:
         path = Path(value)
         if not path.is_file():
-            raise FoldingError(f"--folding {value!r}: neither a built-in folding ({', '.join(FOLDINGS)}) "
+            raise FoldingError(f"--folding {value!r}: neither a built-in folding ({', '.join(FOLDINGS)}, fold) "
                                "nor an existing folding JSON file")
         folding, name = load_folding(path), path.name
     if len(folding) != n_layers:
@@ -196,7 +235,7 @@ def run(net: Net, folding_name: str, folding: list[LayerFolding], work: Path, *,
         f"{' (cached)' if sim.build_cached else ''}, simulation {sim.sim_seconds:.1f} s", flush=True)
 
     model_est = costs.total(r.resources for r in report.model_rows(a.layers)).rounded()
-    out = {"net": net.name, "folding_name": folding_name, "folding": [[f.pe, f.simd] for f in folding],
+    out = {"net": net.name, "precision": net.precision, "folding_name": folding_name, "folding": [[f.pe, f.simd] for f in folding],
            "thresholds": thresholds, "seed": seed, "clock_mhz": clock_mhz, "layers": rows,
            "model_cycles": model, "accel_cycles": accel, "model_images_per_second": clock_mhz * 1e6 / accel,
            "images": len(imgs), "images_simulated": sim.images_simulated,
@@ -232,6 +271,9 @@ def yosys_figures(a: art.Artifact, timeout: float) -> dict:
 def summary(r: dict, device: costs.Device) -> list[str]:
     """The figures as printed lines: the per-layer table, rates, resources and ratios to BNN-PYNQ."""
     clock = r["clock_mhz"]
+    precision = r.get("precision", "w1a1")
+    ref = REFERENCE[precision]
+    ref_cycles = f"; its slowest layer {ref['cycles']:,} cycles" if ref["cycles"] else ""
     lines = [f"{r['net']}, folding {r['folding_name']}: "
              + " ".join(f"({pe},{simd})" for pe, simd in r["folding"]) + f", {r['thresholds']} thresholds",
              "", "| layer | kind | shape | MW -> MH | PE | SIMD | NF | SF | vectors | NF*SF*vectors |",
@@ -245,28 +287,32 @@ def summary(r: dict, device: costs.Device) -> list[str]:
     ratio = r["measured_cycles"] / r["model_cycles"]
     lines += ["",
               f"model: {r['model_cycles']:,} cycles/image (slowest layer) -> {fps_model:,.0f} images/s at {clock:g} MHz "
-              f"(x{fps_model / BNN_PYNQ_FPS:.2f} BNN-PYNQ's {BNN_PYNQ_FPS:,}; its slowest layer {BNN_PYNQ_CYCLES:,} cycles)",
+              f"(x{fps_model / ref['fps']:.2f} BNN-PYNQ's {ref['fps']:,}{ref_cycles})",
               f"RTL-measured (Verilator bulk, {r['images']} images + timing tail back to back, scores = golden): "
               f"{r['measured_cycles']:,.1f} cycles/image (x{ratio:.4f} the model) -> {fps_meas:,.0f} images/s "
-              f"(x{fps_meas / BNN_PYNQ_FPS:.2f} BNN-PYNQ)"]
+              f"(x{fps_meas / ref['fps']:.2f} BNN-PYNQ)"]
     m = r["model_estimate"]
-    lines.append(f"bnnflow.costs model estimate (MVTUs, repackers, shell; no SWU/pool units): {m['lut']:,.0f} LUT, "
-                 f"{m['ff']:,.0f} FF, {m['bram36']:g} BRAM36, {m['dsp']:g} DSP")
+    lines.append(f"bnnflow.costs model estimate (MVTUs, sliding windows, pools, repackers, shell): "
+                 f"{m['lut']:,.0f} LUT, {m['ff']:,.0f} FF, {m['bram36']:g} BRAM36, {m['dsp']:g} DSP"
+                 + (f" ({100 * (m['lut'] - r['yosys']['lut']) / r['yosys']['lut']:+.1f}% LUT against yosys)"
+                    if r["yosys"] else ""))
     if r["yosys"]:
         y = r["yosys"]
         lut = y["lut"]
         lines += [f"yosys estimate, whole flattened bnnflow_accel ({r['yosys_seconds']:.0f} s): {lut:,.0f} LUT "
                   f"({100 * lut / device.lut:.1f}% of {device.name}; {y['lutram']:,.0f} as LUT RAM), {y['ff']:,.0f} FF, "
                   f"{y['bram36']:g} BRAM36 ({100 * y['bram36'] / device.bram36:.0f}%), {y['dsp']:g} DSP",
-                  f"  against BNN-PYNQ (26.1k LUT, {BNN_PYNQ_BRAM} BRAM36, Vivado): x{lut / BNN_PYNQ_LUT:.2f} LUT, "
-                  f"x{y['bram36'] / BNN_PYNQ_BRAM:.2f} BRAM36; images/s per LUT {fps_meas / lut:.3f} "
-                  f"(BNN-PYNQ {BNN_PYNQ_FPS / BNN_PYNQ_LUT:.3f})"]
+                  f"  against BNN-PYNQ's {ref['net']} ({ref['lut'] / 1000:.1f}k LUT, {ref['bram36']} BRAM36, Vivado): "
+                  f"x{lut / ref['lut']:.2f} LUT, x{y['bram36'] / ref['bram36']:.2f} BRAM36; images/s per LUT "
+                  f"{fps_meas / lut:.3f} (BNN-PYNQ {ref['fps'] / ref['lut']:.3f})"]
     elif r["yosys_skipped"]:
         lines.append(f"yosys: skipped ({r['yosys_skipped']})")
-    checks = [(f"images/s >= {TARGET_FPS:,}", fps_meas >= TARGET_FPS, f"{fps_meas:,.0f}"),
-              ("cycles <= 1.05 x model", ratio <= 1.05, f"{ratio:.4f}")]
+    w1a1 = precision == "w1a1"          # the issue's rate and LUT targets are W1A1's
+    checks = ([(f"images/s >= {TARGET_FPS:,}", fps_meas >= TARGET_FPS, f"{fps_meas:,.0f}")] if w1a1 else []) + [
+        ("cycles <= 1.05 x model", ratio <= 1.05, f"{ratio:.4f}")]
     if r["yosys"]:
-        checks.append((f"LUT <= {TARGET_LUT:,}", r["yosys"]["lut"] <= TARGET_LUT, f"{r['yosys']['lut']:,.0f}"))
+        if w1a1:
+            checks.append((f"LUT <= {TARGET_LUT:,}", r["yosys"]["lut"] <= TARGET_LUT, f"{r['yosys']['lut']:,.0f}"))
         checks.append((f"BRAM36 <= {device.bram36}", r["yosys"]["bram36"] <= device.bram36, f"{r['yosys']['bram36']:g}"))
     lines.append("targets: " + "; ".join(f"{n}: {'met' if ok else 'MISSED'} ({v})" for n, ok, v in checks))
     return lines
@@ -275,9 +321,15 @@ def summary(r: dict, device: costs.Device) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/cnv.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precision", choices=sorted(NETS), default="w1a1",
+                        help="w1a1: 1-bit weights and activations (XNOR layers; default); w2a2: 2-bit weights "
+                             "(-1/0/+1) and 2-bit activations (3 thresholds), integer layers")
     parser.add_argument("--folding", default="bnn-pynq",
-                        help=f"a built-in folding ({', '.join(FOLDINGS)}) or a folding JSON file "
+                        help=f"a built-in folding ({', '.join(FOLDINGS)}), 'fold' (bnnflow fold's choice for "
+                             "--target-fps on --device at --clock, by the cost model) or a folding JSON file "
                              '({"layers": [{"pe": .., "simd": ..}, ...]}, 9 layers); default bnn-pynq')
+    parser.add_argument("--target-fps", type=float, default=TARGET_FPS,
+                        help=f"--folding fold: images/s to fold for (default {TARGET_FPS:,})")
     parser.add_argument("--images", type=int, default=4,
                         help="random test images through the RTL, scores checked against golden (default 4); the "
                              "bulk harness repeats them back to back until 12 images have run for the timing")
@@ -304,9 +356,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary_from:
         r = json.loads(args.summary_from.read_text())
     else:
+        net = NETS[args.precision]
         try:
-            name, folding = parse_folding(args.folding, len(CNV.layers))
-        except FoldingError as exc:
+            if args.folding == "fold":
+                name = f"fold ({args.target_fps:,.0f} images/s on {device.name} at {args.clock:g} MHz)"
+                folding = fold_for(net, device, args.clock, args.target_fps)
+            else:
+                name, folding = parse_folding(args.folding, len(net.layers))
+        except (FoldingError, ValueError) as exc:      # fold.FoldError is a ValueError: no folding meets it
             parser.error(str(exc))
         from bnnflow.sim.runner import SimulationError
 
@@ -315,10 +372,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.keep:
                 args.keep.mkdir(parents=True, exist_ok=True)
-                r = run(CNV, name, folding, args.keep, **options)
+                r = run(net, name, folding, args.keep, **options)
             else:
                 with tempfile.TemporaryDirectory(prefix="bnnflow-cnv-") as tmp:
-                    r = run(CNV, name, folding, Path(tmp), **options)
+                    r = run(net, name, folding, Path(tmp), **options)
         except (AssertionError, SimulationError) as exc:       # RTL != golden, or the simulation's own checks
             print(f"FAIL: {exc}")
             return 1

@@ -497,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = PLATFORM_ALLOWANCE
     p = sub.add_parser("fold", help="choose PE/SIMD per layer for a device, clock and target",
                        description="Chooses each layer's PE (neurons in parallel) and SIMD (inputs per PE and "
-                                   "cycle) so that every layer's NF*SF cycles per image is close to the slowest "
+                                   "cycle) so that every layer's NF*SF cycles per image (times a convolution's "
+                                   "output pixels) is close to the slowest "
                                    "layer's, at the least estimated cost, within the device: with --target-fps the "
                                    "cheapest folding reaching that rate at --clock; otherwise (or with --max-lut) "
                                    "the fastest folding that fits. Costs come from a unit-cost model measured "
@@ -509,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "are yosys 7-series estimates (LUT RAM included), not Vivado results. "
                                    "Writes the folding JSON that "
                                    "`bnnflow export --folding` reads. Reads only RUN/config.json (or an export's "
-                                   "manifest.json): no torch needed.")
+                                   "manifest.json; conv nets and non-bnn methods are read through RUN/export): "
+                                   "no torch needed.")
     p.add_argument("run", type=_path, help="training run folder (config.json) or an export folder")
     p.add_argument("--device", type=_device, default="xc7z020",
                    help="FPGA: " + ", ".join(f"{d.name} ({d.boards}; {d.lut:,} LUT, {d.bram36} BRAM36)"

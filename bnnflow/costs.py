@@ -197,13 +197,15 @@ def _blocks(depth: int, width: int, modes: Sequence[tuple[int, int]]) -> int:
     return min(-(-depth // d) * -(-width // w) for d, w in modes)
 
 
-def memory_map(depth: int, width: int, sync_read: bool = True) -> MemoryMap:
+def memory_map(depth: int, width: int, sync_read: bool = True, block: bool = False) -> MemoryMap:
     """The primitives yosys 0.23 ``synth_xilinx`` chooses for a ``depth`` x ``width`` memory.
 
     Block RAM needs a synchronous read; of the candidates (RAMB18 and RAMB36
     in each depth x width mode, LUT RAM in 32- or 64-deep slices) the cheapest
     by yosys's library costs wins, ties going to block RAM. Matches every
     memory point of the measured table (``python -m bnnflow.costs --check``).
+    ``block``: the memory carries ``ram_style = "block"`` (``bnn_mvtu``'s
+    WEIGHT_RAM_BLOCK), so only the block RAM candidates count.
     """
     if depth <= 1 or width <= 0:
         return MemoryMap(depth, width, read_ffs=width if depth == 1 else 0)   # a register, not a memory
@@ -212,6 +214,8 @@ def memory_map(depth: int, width: int, sync_read: bool = True) -> MemoryMap:
         n18, n36 = _blocks(depth, width, RAMB18_MODES), _blocks(depth, width, RAMB36_MODES)
         options.append((n36 * RAMB36_COST, MemoryMap(depth, width, ramb36=n36)))
         options.append((n18 * RAMB18_COST, MemoryMap(depth, width, ramb18=n18)))
+        if block:
+            return min(options, key=lambda o: o[0])[1]
     if depth <= 32:
         lut = MemoryMap(depth, width, ram32m=-(-width // 6), read_ffs=width if sync_read else 0)
         options.append(((lut.ram32m) * LUTRAM_COST, lut))
@@ -223,6 +227,32 @@ def memory_map(depth: int, width: int, sync_read: bool = True) -> MemoryMap:
         options.append((lut.ram64m * LUTRAM_COST, lut))
     # stable sort: block RAM options come first, so they win ties
     return min(options, key=lambda o: o[0])[1]
+
+
+#: A weight memory yosys would put in LUT RAM gets block RAM instead (``bnn_mvtu`` WEIGHT_RAM_BLOCK = 1)
+#: when its LUT RAM takes at least this many LUT sites (about 2% of a xc7z020) ...
+BLOCK_WEIGHTS_MIN_LUTRAM = 1024
+#: ... and its block RAM at most this many BRAM36 (a fifth of a xc7z020's 140, so a few such layers fit).
+BLOCK_WEIGHTS_MAX_BRAM36 = 32
+
+
+def weight_ram_block(spec: art.LayerSpec) -> bool:
+    """Whether rtlgen asks for block RAM for ``spec``'s weight memory (``bnn_mvtu``'s WEIGHT_RAM_BLOCK).
+
+    yosys (and Vivado) weigh one RAMB18 like 16 RAM32M, so a wide memory
+    only a few words deep -- a conv layer with many PEs and lanes and few
+    folds -- becomes hundreds of LUT RAM slices: 2048 x 18 bits is 1,368
+    LUTs, or 28.5 BRAM36. LUTs bind before block RAM in most BNN designs
+    (BNN-PYNQ's CNV uses 26k of 53k LUTs and 124 of 140 BRAM36 on a
+    xc7z020), so such a memory goes to block RAM when it is big in LUTs and
+    modest in block RAM (the two limits above). The cost model prices the
+    choice (:func:`mvtu_memories`), so ``bnnflow fold`` sees its block RAM.
+    """
+    depth, word = spec.nf * spec.sf, spec.pe * spec.simd * spec.weight_bits
+    auto = memory_map(depth, word, sync_read=True)
+    if auto.resources.lutram < BLOCK_WEIGHTS_MIN_LUTRAM:
+        return False
+    return memory_map(depth, word, sync_read=True, block=True).resources.bram36 <= BLOCK_WEIGHTS_MAX_BRAM36
 
 
 # -- units -----------------------------------------------------------------------------
@@ -243,11 +273,13 @@ class LayerShape:
     n_thresholds: int = -1     # -1: the kind's default (1 for threshold kinds, 0 for scores)
     affine_bits: int = 0
     mul_bits: int = 0
+    conv: art.ConvSpec | None = None   # a convolution (its sliding-window unit and pool are priced too)
 
     @classmethod
     def of(cls, spec: art.LayerSpec) -> LayerShape:
         return cls(spec.kind, spec.in_features, spec.out_features, spec.pe, spec.simd, spec.input_bits,
-                   spec.weight_bits, spec.weight_encoding, spec.n_thresholds, spec.affine_bits, spec.mul_bits)
+                   spec.weight_bits, spec.weight_encoding, spec.n_thresholds, spec.affine_bits, spec.mul_bits,
+                   spec.conv)
 
     def spec(self, index: int = 0) -> art.LayerSpec:
         """The artifact's LayerSpec of this layer (derived widths: one definition, in artifact.py)."""
@@ -257,12 +289,12 @@ class LayerShape:
                              thresholds="" if threshold else None, weight_bits=self.weight_bits,
                              weight_encoding=self.weight_encoding, n_thresholds=self.n_thresholds,
                              affine="" if self.affine_bits else None, affine_bits=self.affine_bits,
-                             mul_bits=self.mul_bits)
+                             mul_bits=self.mul_bits, conv=self.conv)
 
     @property
     def cycles(self) -> int:
-        spec = self.spec()
-        return spec.nf * spec.sf
+        """Cycles per image: NF*SF per vector times the vectors (a conv's output pixels)."""
+        return self.spec().cycles_per_image
 
 
 def _clog2(n: int) -> int:
@@ -291,7 +323,7 @@ def mvtu_widths(spec: art.LayerSpec) -> dict[str, int]:
 def mvtu_memories(spec: art.LayerSpec) -> dict[str, MemoryMap]:
     """The memories of one ``bnn_mvtu`` and how yosys maps them (FIFO_DEPTH = 8, the default)."""
     w = mvtu_widths(spec)
-    out = {"weights": memory_map(w["depth"], w["word"], sync_read=True)}
+    out = {"weights": memory_map(w["depth"], w["word"], sync_read=True, block=weight_ram_block(spec))}
     if w["param_word"]:
         out["thresholds" if spec.has_thresholds else "affine"] = memory_map(spec.nf, w["param_word"], sync_read=True)
     if spec.nf > 1:
@@ -371,13 +403,21 @@ def repack_features(in_elems: int, out_elems: int, elems: int, elems_pad: int, e
 
     Each bank word has its own write enable and the output word is a
     multiplexer over the bank's words (rtl/bnn_axis_repack.v), so the LUTs
-    grow with a bank's bits and with the output multiplexer's bits times
-    log2 of its output words (measured: bank bits alone left errors up to 42%;
-    a share per input element did not improve the fit).
+    grow with a bank's bits, with the output multiplexer's bits times log2 of
+    its output words, with the input words (write enables: a 1-PE producer
+    of 512 elements needs 512 of them per bank, 1,554-2,282 LUT measured
+    where bank bits predicted ~500) and with the output words (measured: bank
+    bits alone left errors up to 42%; a share per input element did not
+    improve the fit).
     """
     bits = elems * elem_bits
     out_words = max(2, elems_pad // max(1, out_elems))
-    return {"const": 1.0, "bank_bits": float(bits), "out_mux_bits": elems_pad * elem_bits * math.log2(out_words), "in_elems": float(in_elems * elem_bits)}
+    return {"const": 1.0, "bank_bits": float(bits), "out_mux_bits": elems_pad * elem_bits * math.log2(out_words),
+            "in_elems": float(in_elems * elem_bits),
+            # one write enable per input word of each bank: ELEMS / IN_ELEMS of them, many for a 1-PE producer
+            "in_words": float(elems // max(1, in_elems)),
+            # the output words the read side selects among (a measured improvement over out_mux_bits alone)
+            "out_words": float(elems_pad // max(1, out_elems))}
 
 
 def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
@@ -389,17 +429,90 @@ def shell_features(specs: Sequence[art.LayerSpec]) -> dict[str, float]:
             "stream_bits": float(in_word + accel.beat_bits_for(in_word) + out_word + accel.beat_bits_for(out_word))}
 
 
+def swu_widths(params: dict[str, int]) -> dict[str, int]:
+    """The widths ``rtl/bnn_swu.v`` derives (its localparams) from its parameters (rtlgen.swu_parameters)."""
+    k, simd, bits = params["KERNEL"], params["SIMD"], params["ELEM_BITS"]
+    cf = params["CH"] // simd
+    ofm_h = params["IFM_H"] + 2 * params["PAD"] - k + 1
+    ofm_w = params["IFM_W"] + 2 * params["PAD"] - k + 1
+    wr = params["IFM_W"] * cf
+    depth = 1 << _clog2(2 * k * wr)
+    gw = _clog2(params["IFM_H"] * wr + depth + 1) + 2
+    counters = (_clog2(cf + 1) + 2 * _clog2(k + 1) + _clog2(ofm_w + 1) + _clog2(ofm_h + 1)
+                + _clog2(ofm_w + k) + 1 + _clog2(ofm_h + k) + 1)
+    return {"word": simd * bits, "depth": depth, "gw": gw, "counter_bits": counters}
+
+
+def swu_memories(params: dict[str, int]) -> dict[str, MemoryMap]:
+    """The memories of one ``bnn_swu``: its line buffer ({TLAST, word}, synchronous read) and 4-word output FIFO."""
+    w = swu_widths(params)
+    return {"line_buffer": memory_map(w["depth"], w["word"] + 1, sync_read=True),
+            "fifo": memory_map(4, w["word"], sync_read=False)}
+
+
+def swu_features(params: dict[str, int]) -> dict[str, float]:
+    """The model's logic features of one ``bnn_swu``.
+
+    The word width (the pad-word multiplexer, the read register, the FIFO's
+    output), the six GW-bit global word counters with their adders and
+    compares (GW grows with the log of an image's words), and the window and
+    pixel counters.
+    """
+    w = swu_widths(params)
+    return {"const": 1.0, "word_bits": float(w["word"]), "addr_bits": float(w["gw"]),
+            "counter_bits": float(w["counter_bits"])}
+
+
+def maxpool_widths(params: dict[str, int]) -> dict[str, int]:
+    """The widths ``rtl/bnn_maxpool.v`` derives from its parameters (rtlgen.maxpool_parameters)."""
+    pe, bits, pool = params["PE"], params["ELEM_BITS"], params["POOL"]
+    cf = params["CH"] // pe
+    depth = (params["IFM_W"] // pool) * cf
+    aw = _clog2(depth) if depth > 1 else 1
+    counters = _clog2(cf + 1) + _clog2(pool + 1) + _clog2(params["IFM_W"] + 1) + _clog2(params["IFM_H"] + 1) + 2 * aw
+    return {"word": pe * bits, "depth": max(depth, 2), "counter_bits": counters}
+
+
+def maxpool_memories(params: dict[str, int]) -> dict[str, MemoryMap]:
+    """The memories of one ``bnn_maxpool``: its row of running maxima (synchronous read) and output FIFO."""
+    w = maxpool_widths(params)
+    return {"row_buffer": memory_map(w["depth"], w["word"], sync_read=True),
+            "fifo": memory_map(4, w["word"], sync_read=False)}
+
+
+def maxpool_features(params: dict[str, int]) -> dict[str, float]:
+    """The model's logic features of one ``bnn_maxpool``.
+
+    Per element a max against the running maximum (an OR for 1-bit codes, a
+    compare and a select for wider ones: ``cmp_bits``) and the bypass of the
+    previous word's write-back (the word width), plus the position counters.
+    """
+    w = maxpool_widths(params)
+    return {"const": 1.0, "word_bits": float(w["word"]),
+            "cmp_bits": float(w["word"]) if params["ELEM_BITS"] > 1 else 0.0,
+            "counter_bits": float(w["counter_bits"])}
+
+
 #: Features each fitted quantity uses (unit -> quantity -> feature names).
 FEATURES = {
     "mvtu": {"lut": ("const", "xnor_lane_bits", "int_lane_bits", "dsp_lane_bits", "lut_mul_bits", "acc_bits",
                      "in_bits", "compare_bits"),
              "ff": ("const", "reg_bits")},
-    "repack": {"lut": ("const", "bank_bits", "out_mux_bits"), "ff": ("const", "bank_bits")},
+    "repack": {"lut": ("const", "bank_bits", "out_mux_bits", "in_words", "out_words"),
+               "ff": ("const", "bank_bits")},
     "shell": {"lut": ("const", "data_bits", "stream_bits"), "ff": ("const", "data_bits", "stream_bits")},
+    "swu": {"lut": ("const", "word_bits", "addr_bits", "counter_bits"),
+            "ff": ("const", "word_bits", "addr_bits", "counter_bits")},
+    "maxpool": {"lut": ("const", "word_bits", "cmp_bits", "counter_bits"),
+                "ff": ("const", "word_bits", "counter_bits")},
 }
 
 
 # -- the model ---------------------------------------------------------------------------
+
+
+#: Units of convolutions (a table may predate them).
+CONV_UNITS = ("swu", "maxpool")
 
 
 class CostTableError(ValueError):
@@ -414,6 +527,8 @@ class CostModel:
             self.table = table
             self.coef = {unit: {q: dict(c) for q, c in qs.items()} for unit, qs in table["model"].items()}
             for unit, qs in FEATURES.items():
+                if unit in CONV_UNITS and unit not in self.coef:
+                    continue        # a table measured before the conv units: conv layers are refused
                 for q, names in qs.items():
                     missing = set(names) - set(self.coef[unit][q])
                     if missing:
@@ -423,6 +538,9 @@ class CostModel:
                                  f"`{REGENERATE_COMMAND}`") from None
 
     def _linear(self, unit: str, quantity: str, feats: dict[str, float]) -> float:
+        if unit not in self.coef:
+            raise CostTableError(f"cost table: no '{unit}' unit (measured before the convolution units); "
+                                 f"regenerate it with `{REGENERATE_COMMAND}`")
         c = self.coef[unit][quantity]
         return max(0.0, sum(c[name] * feats[name] for name in FEATURES[unit][quantity]))
 
@@ -436,19 +554,48 @@ class CostModel:
         return logic + total(m.resources for m in mvtu_memories(spec).values())
 
     def repack(self, producer: art.LayerSpec, consumer: art.LayerSpec) -> Resources:
-        """One ``bnn_axis_repack`` between ``producer`` and ``consumer``."""
-        feats = repack_features(producer.pe, consumer.simd, producer.out_features, consumer.in_features_padded,
-                                producer.output_bits)
+        """One ``bnn_axis_repack`` between ``producer`` and ``consumer`` (its parameters as rtlgen sets them)."""
+        from .rtlgen import repack_parameters
+
+        p = repack_parameters(producer, consumer)
+        feats = repack_features(p["IN_ELEMS"], p["OUT_ELEMS"], p["ELEMS"], p["ELEMS_PAD"], p["ELEM_BITS"])
         return Resources(lut=self._linear("repack", "lut", feats), ff=self._linear("repack", "ff", feats))
 
-    def repack_share(self, spec: art.LayerSpec, consumes: bool, produces: bool) -> Resources:
+    def swu(self, spec: art.LayerSpec) -> Resources:
+        """The sliding-window unit ``bnn_swu`` of a conv layer: fitted logic plus its line buffer and FIFO."""
+        from .rtlgen import swu_parameters
+
+        params = swu_parameters(spec)
+        feats = swu_features(params)
+        logic = Resources(lut=self._linear("swu", "lut", feats), ff=self._linear("swu", "ff", feats))
+        return logic + total(m.resources for m in swu_memories(params).values())
+
+    def maxpool(self, spec: art.LayerSpec) -> Resources:
+        """The max-pool unit ``bnn_maxpool`` after a conv layer (Resources() when it has no pool)."""
+        from .rtlgen import maxpool_parameters
+
+        params = maxpool_parameters(spec)
+        if params is None:
+            return Resources()
+        feats = maxpool_features(params)
+        logic = Resources(lut=self._linear("maxpool", "lut", feats), ff=self._linear("maxpool", "ff", feats))
+        return logic + total(m.resources for m in maxpool_memories(params).values())
+
+    def conv_units(self, spec: art.LayerSpec) -> Resources:
+        """A conv layer's sliding-window unit and pool together (Resources() for a FC layer)."""
+        return self.swu(spec) + self.maxpool(spec) if spec.is_conv else Resources()
+
+    def repack_share(self, spec: art.LayerSpec, consumes: bool, produces: bool,
+                     consumer_conv: bool = False) -> Resources:
         """The parts of the repackers around layer ``spec`` that its own folding sets.
 
         The repacker feeding the layer (``consumes``) holds the layer's MW
         inputs (a cost the shape fixes); the one after it (``produces``) takes
-        words of the layer's PE elements. The repack model is linear in those
-        features, so the shares of two neighbours add up to :meth:`repack`
-        exactly, and ``fold`` can price each layer on its own.
+        words of the layer's PE elements, one write enable per word of the
+        vector it holds (the layer's output, or one pixel's channels when the
+        next layer is a convolution: ``consumer_conv``). The repack model is
+        linear in those features, so the shares of two neighbours add up to
+        :meth:`repack` exactly, and ``fold`` can price each layer on its own.
         """
         def part(feats: dict[str, float]) -> Resources:
             return Resources(lut=sum(self.coef["repack"]["lut"][n] * feats.get(n, 0.0)
@@ -458,11 +605,15 @@ class CostModel:
 
         out = Resources()
         if consumes:
-            feats = repack_features(1, spec.simd, spec.in_features, spec.in_features_padded)
-            feats["in_elems"] = 0.0
+            # the repacker holds what the layer reads as a unit: one pixel's channels (a conv), else its MW
+            elems = (spec.conv.channels, spec.conv.channels) if spec.is_conv else (spec.in_features,
+                                                                                  spec.in_features_padded)
+            feats = repack_features(1, spec.simd, *elems, spec.input_bits)
+            feats["in_elems"] = feats["in_words"] = 0.0
             out = out + part(feats)
         if produces:
-            out = out + part({"in_elems": float(spec.pe * spec.output_bits)})
+            elems = spec.out_features if consumer_conv else spec.out_elements
+            out = out + part({"in_elems": float(spec.pe * spec.output_bits), "in_words": float(elems // spec.pe)})
         return out
 
     def shell(self, specs: Sequence[art.LayerSpec]) -> Resources:
@@ -471,10 +622,15 @@ class CostModel:
         return Resources(lut=self._linear("shell", "lut", feats), ff=self._linear("shell", "ff", feats))
 
     def network(self, specs: Sequence[art.LayerSpec]) -> list[tuple[str, Resources]]:
-        """(unit name, estimate) for every unit of the accelerator: layers, repackers, shell."""
+        """(unit name, estimate) for every unit of the accelerator: layers (a conv's sliding window
+        ``swu k`` before it and its pool ``pool k`` after), repackers, shell."""
         out = []
         for k, spec in enumerate(specs):
+            if spec.is_conv:
+                out.append((f"swu {k}", self.swu(spec)))
             out.append((f"layer {k}", self.layer(spec)))
+            if spec.is_conv and spec.conv.pool:
+                out.append((f"pool {k}", self.maxpool(spec)))
             if k + 1 < len(specs):
                 out.append((f"repack {k}->{k + 1}", self.repack(spec, specs[k + 1])))
         out.append(("shell", self.shell(specs)))
@@ -673,13 +829,43 @@ MVTU_GRID: tuple[tuple, ...] = (
 MEMORY_GRID: tuple[tuple[int, int], ...] = (
     (32, 36), (64, 200), (128, 8), (128, 36), (256, 8), (256, 200), (512, 8), (512, 72), (1024, 36),
     (1024, 200), (2048, 8), (2048, 200),
+    (18, 2048),     # wide and shallow: WEIGHT_RAM_BLOCK (weight_ram_block), block RAM by ram_style
 )
 
 #: bnn_axis_repack points: (IN_ELEMS, OUT_ELEMS, ELEMS, ELEMS_PAD).
 REPACK_GRID: tuple[tuple[int, int, int, int], ...] = (
     (32, 64, 1024, 1024), (64, 25, 1024, 1025), (16, 32, 256, 256), (32, 8, 1024, 1024),
     (4, 100, 64, 100), (128, 128, 512, 512),
+    # 1- and 2-PE producers into narrow consumers (CNV's FC layers): hundreds of input words per bank
+    (1, 8, 512, 512), (1, 1, 512, 512), (2, 8, 256, 256), (1, 4, 256, 256),
 )
+
+#: bnn_swu points: (IFM_H, IFM_W, CH, KERNEL, PAD, SIMD, ELEM_BITS) -- CNV's six sliding windows at
+#: its two foldings' SIMD, a padded 5x5 and a 2-bit map; line buffers from 16 words of LUT RAM to block RAM.
+SWU_GRID: tuple[tuple[int, int, int, int, int, int, int], ...] = (
+    (32, 32, 3, 3, 0, 3, 8),
+    (30, 30, 64, 3, 0, 32, 1),
+    (14, 14, 64, 3, 0, 32, 1),
+    (12, 12, 128, 3, 0, 64, 1),
+    (5, 5, 128, 3, 0, 32, 1),
+    (3, 3, 256, 3, 0, 32, 1),
+    (16, 16, 32, 5, 2, 8, 2),
+    (8, 8, 16, 3, 1, 16, 2),
+)
+
+#: bnn_maxpool points: (IFM_H, IFM_W, CH, POOL, PE, ELEM_BITS) -- CNV's two pools at several PE, 2-bit codes.
+MAXPOOL_GRID: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (28, 28, 64, 2, 64, 1),
+    (28, 28, 64, 2, 16, 1),
+    (10, 10, 128, 2, 16, 1),
+    (10, 10, 128, 2, 4, 1),
+    (24, 24, 32, 2, 8, 2),
+    (8, 8, 64, 2, 32, 2),
+    (9, 9, 16, 3, 16, 1),
+)
+
+SWU_KEYS = ("IFM_H", "IFM_W", "CH", "KERNEL", "PAD", "SIMD", "ELEM_BITS")
+MAXPOOL_KEYS = ("IFM_H", "IFM_W", "CH", "POOL", "PE", "ELEM_BITS")
 
 #: Accelerator shells: random networks (input features, hidden, classes, input bits, [(PE, SIMD)]).
 SHELL_GRID: tuple[tuple[int, tuple[int, ...], int, int, tuple[tuple[int, int], ...]], ...] = (
@@ -699,16 +885,21 @@ def _memory_point(depth: int, width: int, rng: np.random.Generator, work: Path) 
     return {"depth": depth, "width": width, "cells": memory_cells(cells), "seconds": round(seconds, 2)}
 
 
-def measure(log=print) -> dict[str, Any]:
-    """Synthesize every grid point with yosys; the raw points of the table."""
+#: The point groups of the table, in the order :func:`measure` synthesizes them.
+UNITS = ("mvtu", "memory", "repack", "swu", "maxpool", "shell")
+
+
+def measure(log=print, units: Sequence[str] = UNITS) -> dict[str, Any]:
+    """Synthesize the grid points of ``units`` (default: all) with yosys; the raw points of the table."""
     from .testing import random_artifact
     from .folding import LayerFolding
 
     rng = np.random.default_rng(0)
-    points: dict[str, list[dict[str, Any]]] = {"mvtu": [], "memory": [], "repack": [], "shell": []}
+    points: dict[str, list[dict[str, Any]]] = {"mvtu": [], "memory": [], "repack": [], "shell": [], "swu": [],
+                                               "maxpool": []}
     with tempfile.TemporaryDirectory(prefix="bnnflow-costs-") as tmp:
         root = Path(tmp)
-        for i, (kind, mw, mh, pe, simd, bits, *more) in enumerate(MVTU_GRID):
+        for i, (kind, mw, mh, pe, simd, bits, *more) in enumerate(MVTU_GRID if "mvtu" in units else ()):
             widths = more[0] if more else {}
             shape = LayerShape(kind, mw, mh, pe, simd, bits, **widths)
             params, files = mvtu_unit(shape, rng)
@@ -718,17 +909,25 @@ def measure(log=print) -> dict[str, Any]:
                                    "cells": cells, "seconds": round(seconds, 2)})
             log(f"mvtu {kind} {mw}x{mh} PE={pe} SIMD={simd} bits={bits} {widths or ''}: "
                 f"{cells_to_resources(cells)} ({seconds:.1f} s)")
-        for i, (depth, width) in enumerate(MEMORY_GRID):
+        for i, (depth, width) in enumerate(MEMORY_GRID if "memory" in units else ()):
             p = _memory_point(depth, width, rng, root / f"mem{i}")
             points["memory"].append(p)
             log(f"memory {depth}x{width}: {p['cells']} ({p['seconds']} s)")
-        for i, (ie, oe, el, pad) in enumerate(REPACK_GRID):
+        for i, (ie, oe, el, pad) in enumerate(REPACK_GRID if "repack" in units else ()):
             params = {"IN_ELEMS": ie, "OUT_ELEMS": oe, "ELEM_BITS": 1, "ELEMS": el, "ELEMS_PAD": pad}
             cells, seconds = synth_unit("bnn_axis_repack", params, {}, root / f"repack{i}")
             points["repack"].append({"in_elems": ie, "out_elems": oe, "elems": el, "elems_pad": pad,
                                      "cells": cells, "seconds": round(seconds, 2)})
             log(f"repack {ie}->{oe} {el}/{pad}: {cells_to_resources(cells)} ({seconds:.1f} s)")
-        for i, (features, hidden, classes, bits, fold) in enumerate(SHELL_GRID):
+        for unit, grid, keys in (("swu", SWU_GRID, SWU_KEYS), ("maxpool", MAXPOOL_GRID, MAXPOOL_KEYS)):
+            for i, values in enumerate(grid if unit in units else ()):
+                params = dict(zip(keys, values))
+                if unit == "swu":
+                    params["PAD_CODE"] = 0
+                cells, seconds = synth_unit(f"bnn_{unit}", params, {}, root / f"{unit}{i}")
+                points[unit].append({"params": params, "cells": cells, "seconds": round(seconds, 2)})
+                log(f"{unit} {params}: {cells_to_resources(cells)} ({seconds:.1f} s)")
+        for i, (features, hidden, classes, bits, fold) in enumerate(SHELL_GRID if "shell" in units else ()):
             a = random_artifact(root / f"shell{i}", seed=i, input_features=features, hidden=hidden, classes=classes,
                                 input_bits=bits, folding=[LayerFolding(pe, simd) for pe, simd in fold],
                                 n_vectors=1, generate=("rtl",))
@@ -739,7 +938,7 @@ def measure(log=print) -> dict[str, Any]:
                                     "seconds": round(seconds, 2)})
             log(f"shell {features}-{'-'.join(map(str, hidden))}-{classes} {fold}: {cells_to_resources(cells)} "
                 f"({seconds:.1f} s)")
-    return points
+    return {unit: pts for unit, pts in points.items() if unit in units}
 
 
 def _shell_specs(p: dict[str, Any]) -> list[art.LayerSpec]:
@@ -766,6 +965,16 @@ def _unit_rows(points: dict[str, Any]) -> dict[str, list[tuple[dict[str, float],
     for p in points["shell"]:
         measured = cells_to_resources(p["cells"])
         rows["shell"].append((shell_features(_shell_specs(p)), measured, measured))
+    for unit, feats_of, mems_of in (("swu", swu_features, swu_memories), ("maxpool", maxpool_features,
+                                                                           maxpool_memories)):
+        if unit not in points:      # a table measured before the conv units
+            continue
+        rows[unit] = []
+        for p in points[unit]:
+            measured = cells_to_resources(p["cells"])
+            mem = total(m.resources for m in mems_of(p["params"]).values())
+            rows[unit].append((feats_of(p["params"]), Resources(lut=measured.lut - mem.lut, ff=measured.ff - mem.ff),
+                               measured))
     return rows
 
 
@@ -817,6 +1026,10 @@ def errors(table: dict[str, Any]) -> dict[str, Any]:
                 if unit == "mvtu":
                     est = model.layer(LayerShape(raw["kind"], raw["mw"], raw["mh"], raw["pe"], raw["simd"],
                                                  raw["input_bits"], **raw.get("widths", {})))
+                elif unit in ("swu", "maxpool"):     # fitted logic plus the memories as yosys maps them
+                    mems = (swu_memories if unit == "swu" else maxpool_memories)(raw["params"])
+                    est = Resources(lut=model._linear(unit, "lut", feats),
+                                    ff=model._linear(unit, "ff", feats)) + total(m.resources for m in mems.values())
                 else:
                     est = Resources(lut=model._linear(unit, "lut", feats), ff=model._linear(unit, "ff", feats))
                 m = getattr(measured, quantity)
@@ -825,7 +1038,8 @@ def errors(table: dict[str, Any]) -> dict[str, Any]:
                                          "mean_abs": round(float(np.mean(np.abs(errs))), 4)}
     mism = []
     for p in points["memory"]:
-        want = memory_map(p["depth"], p["width"]).cells()
+        spec = LayerShape(S, p["width"], p["depth"], 1, p["width"]).spec()
+        want = memory_map(p["depth"], p["width"], block=weight_ram_block(spec)).cells()
         got = {k: v for k, v in p["cells"].items() if k in ("RAMB18E1", "RAMB36E1", "RAM32M", "RAM64M")}
         # the measured cells include the output FIFO (8 deep: RAM32M) and nothing else of note
         fifo = memory_map(8, mvtu_widths(LayerShape(S, p["width"], p["depth"], 1, p["width"]).spec())["out_w"] + 1,
@@ -858,15 +1072,40 @@ def stale_files(table: dict[str, Any]) -> list[str]:
     return sorted(name for name in then if now.get(name) != then[name])
 
 
-def regenerate(path: Path = TABLE_FILE, log=print) -> dict[str, Any]:
-    """Measure, fit and write the cost table module ``path``."""
+def regenerate(path: Path = TABLE_FILE, log=print, units: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure, fit and write the cost table module ``path``.
+
+    ``units``: measure only these point groups (of :data:`UNITS`, e.g. after
+    adding grid points of one unit) and keep the checked-in table's other
+    points -- allowed only while that table is current (no RTL file it
+    measured changed), since the points must all describe the same RTL.
+    """
     exe = find_yosys()
     if exe is None:
         raise YosysError("yosys not found on PATH: the cost table is measured with yosys (apt-get install yosys)")
+    unknown = sorted(set(units or ()) - set(UNITS))
+    if unknown:
+        raise ValueError(f"--units {','.join(unknown)}: unknown; the table's units are {', '.join(UNITS)}")
     start = time.monotonic()
-    points = measure(log)
-    table = {"command": REGENERATE_COMMAND, "yosys": yosys_version(exe), "synth": YOSYS_SYNTH,
-             "rtl_sha256": rtl_hashes(), "points": points, "seconds": round(time.monotonic() - start, 1)}
+    if not units:
+        points = measure(log)
+        table = {"command": REGENERATE_COMMAND, "yosys": yosys_version(exe), "synth": YOSYS_SYNTH,
+                 "rtl_sha256": rtl_hashes(), "points": points, "seconds": round(time.monotonic() - start, 1)}
+        return write_table(table, path)
+    old = load_table()
+    stale = stale_files(old)
+    if stale:
+        raise CostTableError(f"--units: the checked-in table is stale ({', '.join(stale)} changed since it was "
+                             f"measured); measure every unit again: {REGENERATE_COMMAND}")
+    if old.get("yosys") != yosys_version(exe):
+        raise CostTableError(f"--units: the table was measured with {old.get('yosys')}, this is "
+                             f"{yosys_version(exe)}; measure every unit again: {REGENERATE_COMMAND}")
+    points = dict(old["points"])
+    points.update(measure(log, units))
+    remeasured = dict(old.get("remeasured", {}))
+    remeasured.update({u: round(time.monotonic() - start, 1) for u in units})
+    table = {k: v for k, v in old.items() if k not in ("model", "errors")}
+    table.update(points=points, remeasured=remeasured)
     return write_table(table, path)
 
 
@@ -902,9 +1141,14 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--check", action="store_true", help="print the model's error on the table's own points and "
                                                             "whether the RTL changed since it was measured")
     parser.add_argument("--out", type=Path, default=TABLE_FILE, help="table module to write (default: %(default)s)")
+    parser.add_argument("--units", help=f"with --regenerate: measure only these comma-separated point groups "
+                                        f"({', '.join(UNITS)}) and keep the table's other points (the table must "
+                                        "be current: same RTL, same yosys)")
     args = parser.parse_args(argv)
+    if args.units and not args.regenerate:
+        parser.error("--units goes with --regenerate")
     if args.regenerate:
-        table = regenerate(args.out)
+        table = regenerate(args.out, units=args.units.split(",") if args.units else None)
         print(f"wrote {args.out} (measured in {table['seconds']} s)")
     elif args.refit:
         table = refit(load_table(), args.out)
@@ -921,7 +1165,9 @@ def main(argv: list[str] | None = None) -> int:
 def describe_errors(table: dict[str, Any]) -> str:
     """The model's error on the table's points, one line per unit and quantity, and its coefficients."""
     err = errors(table)
-    lines = [f"{table['yosys']}, {table['synth']}; measured in {table.get('seconds', '?')} s"]
+    again = table.get("remeasured", {})
+    lines = [f"{table['yosys']}, {table['synth']}; measured in {table.get('seconds', '?')} s"
+             + ("".join(f"; {unit} re-measured alone in {sec} s" for unit, sec in again.items()))]
     for key, e in err.items():
         if key == "memory":
             lines.append(f"memory map: {e['points']} points, {len(e['mismatches'])} differ from memory_map()"

@@ -11,10 +11,13 @@ device minus an allowance for the DMA and interconnect, or ``--max-lut``).
 Candidates per layer: every PE dividing MH (neurons are not padded) and, per
 synapse fold count SF, the narrowest SIMD giving it, ``ceil(MW / SF)``; the
 inputs are padded to SF*SIMD, so a SIMD dividing MW wastes nothing and wins
-any tie. With the HLS engine among the targets, stream words stay within its
-4096-bit limit (:func:`bnnflow.hlsgen.check_widths`). The accelerator's DMA
-streams must keep up too: an image's input beats (and score beats) may not
-exceed C.
+any tie. A convolution's SIMD divides its input channels (its sliding-window
+unit reads a pixel's channels in whole words) and its cycles per image are
+NF*SF times its output pixels; its sliding-window unit and max-pool are priced
+with it (:meth:`bnnflow.costs.CostModel.conv_units`). With the HLS engine
+among the targets, stream words stay within its 4096-bit limit
+(:func:`bnnflow.hlsgen.check_widths`). The accelerator's DMA streams must keep
+up too: an image's input beats (and score beats) may not exceed C.
 
 Across layers the LUT, flip-flop and block-RAM budgets are shared: a
 Lagrangian search weighs block RAM against LUTs (a memory can be LUT RAM or
@@ -60,15 +63,26 @@ class LayerKind:
     n_thresholds: int = -1      # -1: the kind's default (1 threshold, or none for a score)
     affine_bits: int = 0
     mul_bits: int = 0
+    conv: art.ConvSpec | None = None   # a convolution: MW = kernel^2 * channels, one vector per output pixel
 
     @classmethod
     def of(cls, spec: art.LayerSpec) -> LayerKind:
         return cls(spec.kind, spec.in_features, spec.out_features, spec.input_bits, spec.weight_bits,
-                   spec.weight_encoding, spec.n_thresholds, spec.affine_bits, spec.mul_bits)
+                   spec.weight_encoding, spec.n_thresholds, spec.affine_bits, spec.mul_bits, spec.conv)
 
     def shape(self, pe: int, simd: int) -> LayerShape:
         return LayerShape(self.kind, self.mw, self.mh, pe, simd, self.input_bits, self.weight_bits,
-                          self.weight_encoding, self.n_thresholds, self.affine_bits, self.mul_bits)
+                          self.weight_encoding, self.n_thresholds, self.affine_bits, self.mul_bits, self.conv)
+
+    def describe(self) -> str:
+        """``MW -> MH`` of a FC layer; ``HxWxC kCk [MP2]`` of a conv (as bench/cnv.py and report print it)."""
+        return conv_shape(self.conv, self.mh) if self.conv else f"{self.mw} -> {self.mh}"
+
+
+def conv_shape(c: art.ConvSpec, out_channels: int) -> str:
+    """A convolution in one word: input map, output channels, kernel, pad, pool (``30x30x64 64C3 MP2``)."""
+    return (f"{c.ifm_h}x{c.ifm_w}x{c.channels} {out_channels}C{c.kernel}" + (f" pad {c.pad}" if c.pad else "")
+            + (f" MP{c.pool}" if c.pool else ""))
 
 
 def layers_from_sizes(sizes: Sequence[int], input_bits: int) -> list[LayerKind]:
@@ -98,17 +112,17 @@ def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
 
         config = read_json_object(config_path)
         method, arch = config.get("method"), config.get("arch", MAPPED_ARCH)
-        if arch != MAPPED_ARCH:
-            raise ValueError(f"{config_path}: --method {method} with arch {arch!r} is a conv net; `bnnflow fold` "
-                             "covers MLPs only so far (its cost model has no sliding-window or max-pool units); "
-                             "conv nets export with the default folding (`bnnflow export RUN`)")
         if method == "float":
             raise ValueError(f"{config_path}: --method float with arch {arch!r} has no hardware mapping: its "
                              "weights and activations are real (train a quantized method)")
-        if method != MAPPED_METHOD:
+        if method != MAPPED_METHOD or arch != MAPPED_ARCH:
             if (path / "export" / art.MANIFEST).is_file():
                 layers, _ = network_layers(path / "export")
                 return layers, f"run {path} (layers of its export)"
+            if arch != MAPPED_ARCH:
+                raise ValueError(f"{config_path}: --method {method} with arch {arch!r}: its layer shapes (maps, "
+                                 f"kernels, pools) are in its export; run `bnnflow export {path}` first, then fold "
+                                 "it (or fold the export folder)")
             raise ValueError(f"{config_path}: the layer widths of a --method {method} net are set when it is "
                              f"exported (activation calibration, real first/last layers): run `bnnflow export "
                              f"{path}` first, then fold it (or fold the export folder)")
@@ -122,10 +136,6 @@ def network_layers(path: str | Path) -> tuple[list[LayerKind], str]:
         return layers_from_sizes(sizes, int(config["input_bits"])), f"run {path}"
     if manifest_path.is_file():
         a = art.load(path, verify_checksums=False, check_model=False)
-        convs = [l.index for l in a.layers if l.is_conv]
-        if convs:
-            raise ValueError(f"{manifest_path}: layer {convs[0]} is a convolution; `bnnflow fold` covers MLPs only "
-                             "so far (its cost model has no sliding-window or max-pool units)")
         return [LayerKind.of(l) for l in a.layers], f"export {path}"
     raise FileNotFoundError(f"{path}: neither a training run (config.json) nor an export (manifest.json)")
 
@@ -151,26 +161,34 @@ def _hls_ok(spec: art.LayerSpec) -> bool:
 
 
 def stream_beats(spec: art.LayerSpec, side: str) -> int:
-    """DMA beats per image of the accelerator's input (first layer) or output (last layer) stream."""
+    """DMA beats per image of the accelerator's input (first layer) or output (last layer) stream.
+
+    Words per image: SF (NF) for a FC layer, a conv's whole input map (output map) in SIMD- (PE-) element words.
+    """
     if side == "in":
-        s = accel.Stream(spec.in_stream_bits, spec.sf)
+        s = accel.Stream(spec.in_stream_bits, spec.in_stream_words)
     else:
-        s = accel.Stream(spec.out_stream_bits, spec.nf)
+        s = accel.Stream(spec.out_stream_bits, spec.out_stream_words)
     return s.words_per_image * s.beats_per_word
 
 
 def candidates(layers: Sequence[LayerKind], k: int, model: CostModel, hls: bool = True) -> list[Candidate]:
     """The Pareto-optimal foldings of layer ``k`` (fewer cycles or fewer resources than any other).
 
-    Each candidate's cost is the layer's ``bnn_mvtu`` plus the parts of its
-    neighbouring repackers that its own PE / SIMD set (costs.repack_features:
-    the read multiplexer follows the consumer's SIMD, the write side the
-    producer's PE); the shell is added for the whole network.
+    Each candidate's cost is the layer's ``bnn_mvtu`` (and a conv's sliding
+    window and pool) plus the parts of its neighbouring repackers that its own
+    PE / SIMD set (costs.repack_features: the read multiplexer follows the
+    consumer's SIMD, the write side the producer's PE); the shell is added for
+    the whole network. A conv's SIMD divides its channels; its cycles are
+    NF*SF per output pixel.
     """
     layer = layers[k]
     seen: set[tuple[int, int]] = set()
     out: list[Candidate] = []
-    simds = sorted({-(-layer.mw // sf) for sf in range(1, layer.mw + 1)})
+    if layer.conv is not None:
+        simds = _divisors(layer.conv.channels)
+    else:
+        simds = sorted({-(-layer.mw // sf) for sf in range(1, layer.mw + 1)})
     for pe in _divisors(layer.mh):
         for simd in simds:
             if (pe, simd) in seen:
@@ -179,12 +197,15 @@ def candidates(layers: Sequence[LayerKind], k: int, model: CostModel, hls: bool 
             spec = layer.shape(pe, simd).spec(k)
             if hls and not _hls_ok(spec):
                 continue
-            cycles = spec.nf * spec.sf
+            cycles = spec.cycles_per_image
             if k == 0:
                 cycles = max(cycles, stream_beats(spec, "in"))
             if k == len(layers) - 1:
                 cycles = max(cycles, stream_beats(spec, "out"))
-            cost = model.layer(spec) + model.repack_share(spec, consumes=k > 0, produces=k < len(layers) - 1)
+            last = k == len(layers) - 1
+            cost = (model.layer(spec) + model.conv_units(spec)
+                    + model.repack_share(spec, consumes=k > 0, produces=not last,
+                                         consumer_conv=not last and layers[k + 1].conv is not None))
             out.append(Candidate(pe, simd, cycles, cost))
     return pareto(out)
 
@@ -241,7 +262,7 @@ class FoldResult:
     layers: list[LayerKind]
     folding: list[LayerFolding]
     target_cycles: int
-    cycles: list[int]                      # per layer NF*SF (stream beats included for the ends)
+    cycles: list[int]                      # per layer NF*SF*pixels (stream beats included for the ends)
     units: list[tuple[str, Resources]]     # costs.CostModel.network
     budget: Budget
     device: Device
@@ -351,7 +372,7 @@ def fold(layers: Sequence[LayerKind], device: Device, clock_mhz: float, target_f
         if slow:
             k = slow[0]
             raise FoldError(f"--target-fps {target_fps:g} at {clock_mhz:g} MHz needs <= {target} cycles per image; "
-                            f"layer {k} ({layers[k].mw} -> {layers[k].mh}) takes at least {fastest[k]} "
+                            f"layer {k} ({layers[k].describe()}) takes at least {fastest[k]} "
                             f"(at most {clock_mhz * 1e6 / max(fastest):,.0f} images/s)")
         choice = fit(target)
         if choice is None:
@@ -401,8 +422,8 @@ def _raise_nothing_fits(layers, cands, budget: Budget, device: Device, shell) ->
     smallest = [min(cs, key=lambda c: (c.cost.lut, c.cost.bram36)) for cs in cands]
     for k, c in enumerate(smallest):
         if not budget.fits(c.cost):
-            raise FoldError(f"nothing fits {device.name}: the smallest folding of layer {k} ({layers[k].mw} -> "
-                            f"{layers[k].mh}, PE={c.pe} SIMD={c.simd}) needs about {_over(c.cost, budget)}")
+            raise FoldError(f"nothing fits {device.name}: the smallest folding of layer {k} ({layers[k].describe()}, "
+                            f"PE={c.pe} SIMD={c.simd}) needs about {_over(c.cost, budget)}")
     need = total(c.cost for c in smallest) + shell(smallest)
     raise FoldError(f"nothing fits {device.name}: the smallest foldings of all {len(layers)} layers together "
                     f"need about {_over(need, budget)}")
@@ -418,16 +439,19 @@ def write_folding(result: FoldResult, path: str | Path) -> Path:
 
 def describe(result: FoldResult) -> str:
     """The per-layer table ``bnnflow fold`` prints."""
-    lines = [f"{'layer':<6}{'kind':<16}{'MW -> MH':>13}{'PE':>6}{'SIMD':>6}{'NF*SF':>8}{'LUT':>9}{'FF':>9}"
-             f"{'BRAM36':>8}"]
+    conv = any(l.conv for l in result.layers)
+    shape_w = 22 if conv else 13
+    lines = [f"{'layer':<6}{'kind':<16}{'MW -> MH' if not conv else 'shape':>{shape_w}}{'PE':>6}{'SIMD':>6}"
+             f"{'NF*SF*pixels' if conv else 'NF*SF':>{13 if conv else 8}}{'LUT':>9}{'FF':>9}{'BRAM36':>8}"]
     units = dict(result.units)
+    per_layer = ("layer ", "swu ", "pool ")     # a conv's row includes its sliding window and pool
     for k, (layer, f, cyc) in enumerate(zip(result.layers, result.folding, result.cycles)):
-        r = units[f"layer {k}"].rounded()
-        lines.append(f"{k:<6}{layer.kind:<16}{f'{layer.mw} -> {layer.mh}':>13}{f.pe:>6}{f.simd:>6}{cyc:>8}"
-                     f"{r.lut:>9,}{r.ff:>9,}{r.bram36:>8g}")
-    rest = total(r for name, r in result.units if not name.startswith("layer ")).rounded()
-    lines.append(f"{'':<6}{'repack + shell':<16}{'':>13}{'':>6}{'':>6}{'':>8}{rest.lut:>9,}{rest.ff:>9,}"
-                 f"{rest.bram36:>8g}")
+        r = total(units.get(f"{u}{k}", Resources()) for u in per_layer).rounded()
+        lines.append(f"{k:<6}{layer.kind:<16}{layer.describe():>{shape_w}}{f.pe:>6}{f.simd:>6}"
+                     f"{cyc:>{13 if conv else 8}}{r.lut:>9,}{r.ff:>9,}{r.bram36:>8g}")
+    rest = total(r for name, r in result.units if not name.startswith(per_layer)).rounded()
+    lines.append(f"{'':<6}{'repack + shell':<16}{'':>{shape_w}}{'':>6}{'':>6}{'':>{13 if conv else 8}}{rest.lut:>9,}"
+                 f"{rest.ff:>9,}{rest.bram36:>8g}")
     est = result.estimate.rounded()
     d, b = result.device, result.budget
     lines.append(f"total (model estimate): {est.lut:,} LUT ({100 * est.lut / d.lut:.0f}% of {d.name}), "
@@ -447,6 +471,6 @@ def errors_summary() -> str:
     e = table.get("errors", {})
     if "mvtu.lut" not in e or "repack.lut" not in e:
         return ""
-    worst = max(e["mvtu.lut"]["max_abs"], e["repack.lut"]["max_abs"])
+    worst = max(e[f"{unit}.lut"]["max_abs"] for unit in ("mvtu", "repack", "swu", "maxpool") if f"{unit}.lut" in e)
     return (f"(yosys estimates through the unit-cost model, which is within {100 * worst:.0f}% of yosys on its "
             f"measured units; `bnnflow report` runs yosys on the export)")

@@ -1,16 +1,18 @@
 """``bnnflow report``: cycles, frame rate and resource estimates of an export, beside BNN-PYNQ.
 
-Per layer: kind, shape, PE, SIMD, NF*SF cycles, weight bits, and LUT / FF /
-BRAM36 / DSP estimates; per repacker and for the accelerator shell the
-estimates too. The estimates come from yosys (``synth_xilinx -family xc7``)
+Per layer: kind, shape, PE, SIMD, NF*SF cycles (times the output pixels of
+a convolution), weight bits, and LUT / FF / BRAM36 / DSP estimates; per
+repacker, per sliding-window unit and max-pool of a convolution, and for the
+accelerator shell the estimates too. The estimates come from yosys (``synth_xilinx -family xc7``)
 run on the export's own generated RTL -- each ``bnn_mvtu`` with its memory
-files, each ``bnn_axis_repack`` and the shell (``bnnflow_accel`` with the core
+files, each ``bnn_swu`` / ``bnn_maxpool``, each ``bnn_axis_repack`` and the shell (``bnnflow_accel`` with the core
 black-boxed) synthesized apart and summed, which keeps big networks to
 minutes -- or, without yosys (or with ``--no-yosys``), from the unit-cost model
 of :mod:`bnnflow.costs`. Either way they are labelled estimates, not Vivado
-results. The frame rate is the clock over the slowest layer's NF*SF (the RTL
-runs each layer at exactly NF*SF cycles per image, docs/RTL.md), or over the
-DMA beats per image when a stream needs more.
+results. The frame rate is the clock over the slowest layer's NF*SF*vectors
+(the RTL runs each layer at exactly NF*SF cycles per vector, one vector per
+image for a FC layer and per output pixel for a conv, docs/RTL.md), or over
+the DMA beats per image when a stream needs more.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Callable
 from . import artifact as art
 from . import costs, rtlgen
 from .costs import Device, Resources, total
-from .fold import stream_beats
+from .fold import conv_shape, stream_beats
 
 #: BNN-PYNQ's published rows (Pynq-Z1 / Ultra96 boards, its README and paper figures).
 BNN_PYNQ = (
@@ -69,7 +71,8 @@ class UnitRow:
     simd: int | None = None
     nf: int | None = None
     sf: int | None = None
-    cycles: int | None = None          # NF*SF
+    cycles: int | None = None          # NF*SF*vectors per image
+    vectors: int | None = None         # matrix-vector products per image: 1 (FC), output pixels (conv)
     weight_bits: int | None = None     # stored weight + threshold bits
     seconds: float | None = None       # yosys time
     cells: dict[str, int] | None = None    # yosys's cell counts
@@ -81,7 +84,7 @@ class Report:
     device: Device
     clock_mhz: float
     rows: list[UnitRow]
-    core_cycles: int                   # max NF*SF: what the RTL core measures per image
+    core_cycles: int                   # max NF*SF*vectors: what the RTL core measures per image
     accel_cycles: int                  # also bounded by the DMA beats per image
     model_rows: list[UnitRow] = field(default_factory=list)   # the model's estimate, beside yosys's
     network: str = ""                  # e.g. "784-1024-1024-1024-10, 8-bit input"
@@ -124,7 +127,7 @@ class Report:
             "images_per_second_per_lut": round(self.images_per_second / t.lut, 3) if t.lut else None,
             "weight_bits": self.weight_bits, "device_bram_bits": self.device.bram_bits,
             "units": [{"name": r.name, "kind": r.kind, "shape": r.shape, "pe": r.pe, "simd": r.simd, "nf": r.nf,
-                       "sf": r.sf, "cycles": r.cycles, "weight_bits": r.weight_bits, "source": r.source,
+                       "sf": r.sf, "vectors": r.vectors, "cycles": r.cycles, "weight_bits": r.weight_bits, "source": r.source,
                        "seconds": r.seconds, "cells": r.cells, **r.resources.rounded().as_dict()}
                       for r in self.rows],
             "model_total": total(r.resources for r in self.model_rows).rounded().as_dict() if self.model_rows else None,
@@ -137,6 +140,8 @@ def _layer_fields(spec: art.LayerSpec) -> dict[str, Any]:
     neuron_params = spec.out_features * spec.neuron_param_bits          # thresholds or (mul, add)
     shape = f"{spec.in_features}" + (f"({spec.in_features_padded})" if spec.in_features_padded != spec.in_features
                                      else "") + f" -> {spec.out_features}"
+    if spec.is_conv:
+        shape = f"{conv_shape(spec.conv, spec.out_features)} ({shape})"
     widths = []
     if spec.mac == "int":
         widths.append(f"{spec.input_bits}-bit in")
@@ -146,7 +151,27 @@ def _layer_fields(spec: art.LayerSpec) -> dict[str, Any]:
         widths.append(f"{spec.output_bits}-bit out")
     return {"kind": " ".join([spec.kind] + widths),
             "shape": shape, "pe": spec.pe, "simd": spec.simd, "nf": spec.nf, "sf": spec.sf,
-            "cycles": spec.nf * spec.sf, "weight_bits": weight + neuron_params}
+            "vectors": spec.pixels, "cycles": spec.cycles_per_image, "weight_bits": weight + neuron_params}
+
+
+def _conv_unit_fields(spec: art.LayerSpec, unit: str) -> dict[str, Any]:
+    """The row fields of a conv layer's sliding-window unit (``swu``) or max-pool (``pool``)."""
+    c = spec.conv
+    if unit == "swu":
+        return {"kind": "bnn_swu", "shape": f"{c.kernel}x{c.kernel} window over {c.ifm_h}x{c.ifm_w}x{c.channels}"
+                                            + (f", pad {c.pad}" if c.pad else ""), "simd": spec.simd}
+    g = c.pool_geometry(spec.out_features)
+    return {"kind": "bnn_maxpool", "shape": f"{c.pool}x{c.pool} max of {g.ifm_h}x{g.ifm_w}x{g.channels}",
+            "pe": spec.pe}
+
+
+def _unit_fields(specs: list[art.LayerSpec], name: str) -> dict[str, Any]:
+    unit, _, k = name.partition(" ")
+    if unit == "layer":
+        return _layer_fields(specs[int(k)])
+    if unit in ("swu", "pool"):
+        return _conv_unit_fields(specs[int(k)], unit)
+    return {}
 
 
 def model_rows(specs: list[art.LayerSpec], model: costs.CostModel | None = None) -> list[UnitRow]:
@@ -154,8 +179,7 @@ def model_rows(specs: list[art.LayerSpec], model: costs.CostModel | None = None)
     model = model or costs.load_model()
     rows = []
     for name, res in model.network(specs):
-        extra = _layer_fields(specs[int(name.split()[1])]) if name.startswith("layer ") else {}
-        rows.append(UnitRow(name, res, MODEL_LABEL, **extra))
+        rows.append(UnitRow(name, res, MODEL_LABEL, **_unit_fields(specs, name)))
     return rows
 
 
@@ -189,6 +213,12 @@ def yosys_rows(a: art.Artifact, timeout: float | None = None,
         rtl_dir = _rtl_dir(a, Path(tmp))
         bus = rtlgen.config_bus(a)
         for k, spec in enumerate(specs):
+            if spec.is_conv:
+                params = rtlgen.swu_parameters(spec)
+                cells, seconds = costs.synth_unit("bnn_swu", params, {}, Path(tmp) / f"swu{k}", timeout=timeout,
+                                                  library=rtl_dir)
+                rows.append(UnitRow(f"swu {k}", costs.cells_to_resources(cells), YOSYS_LABEL, seconds=seconds,
+                                    cells=cells, **_conv_unit_fields(spec, "swu")))
             param_file = rtlgen.param_file(spec)     # thresholds, affine, or None
             params = rtlgen.mvtu_parameters(spec, rtlgen.weight_file(k), param_file)
             params.update({"CFG_ADDR_BITS": bus.addr_bits, "CFG_BITS": bus.data_bits})
@@ -201,6 +231,12 @@ def yosys_rows(a: art.Artifact, timeout: float | None = None,
                                 cells=cells, **_layer_fields(spec)))
             if log:
                 log(f"yosys: layer {k} in {seconds:.0f} s")
+            pool = rtlgen.maxpool_parameters(spec)
+            if pool is not None:
+                cells, seconds = costs.synth_unit("bnn_maxpool", pool, {}, Path(tmp) / f"pool{k}", timeout=timeout,
+                                                  library=rtl_dir)
+                rows.append(UnitRow(f"pool {k}", costs.cells_to_resources(cells), YOSYS_LABEL, seconds=seconds,
+                                    cells=cells, **_conv_unit_fields(spec, "pool")))
             if k + 1 < len(specs):
                 params = rtlgen.repack_parameters(spec, specs[k + 1])
                 cells, seconds = costs.synth_unit("bnn_axis_repack", params, {}, Path(tmp) / f"repack{k}",
@@ -230,7 +266,7 @@ def build_report(path: str | Path, device: Device, clock_mhz: float, use_yosys: 
     export = resolve_export(path)
     a = art.load(export, check_model=False)
     specs = a.layers
-    core = max(s.nf * s.sf for s in specs)
+    core = max(s.cycles_per_image for s in specs)
     accel_cycles = max(core, stream_beats(specs[0], "in"), stream_beats(specs[-1], "out"))
     modelled = model_rows(specs)
     rows = modelled
@@ -244,10 +280,20 @@ def build_report(path: str | Path, device: Device, clock_mhz: float, use_yosys: 
                 log(f"yosys: whole accelerator in {whole_seconds:.0f} s")
     elif use_yosys and log:
         log("yosys not found: the estimates come from the cost model (bnnflow.costs)")
-    network = "-".join(str(n) for n in [specs[0].in_features] + [s.out_features for s in specs])
     return Report(export, device, clock_mhz, rows, core, accel_cycles, model_rows=modelled,
-                  network=f"{network}, {specs[0].input_bits}-bit input", whole=whole_res,
+                  network=network_name(specs), whole=whole_res,
                   whole_seconds=whole_seconds)
+
+
+def network_name(specs: list[art.LayerSpec]) -> str:
+    """``100-64-32-10, 5-bit input`` (a MLP); ``32x32x3: 64C3-64C3 MP2-...-FC512-FC10, 8-bit input`` (a conv net)."""
+    if not specs[0].is_conv:
+        sizes = "-".join(str(n) for n in [specs[0].in_features] + [s.out_features for s in specs])
+        return f"{sizes}, {specs[0].input_bits}-bit input"
+    c = specs[0].conv
+    parts = [f"{s.out_features}C{s.conv.kernel}" + (f" MP{s.conv.pool}" if s.conv.pool else "") if s.is_conv
+             else f"FC{s.out_features}" for s in specs]
+    return f"{c.ifm_h}x{c.ifm_w}x{c.channels}: {'-'.join(parts)}, {specs[0].input_bits}-bit input"
 
 
 def render(report: Report) -> str:
@@ -255,16 +301,20 @@ def render(report: Report) -> str:
     d = report.device
     t = report.total.rounded()
     src = report.source
+    conv = any(r.vectors not in (None, 1) for r in report.rows) or any(r.name.startswith("swu ") for r in report.rows)
     lines = [f"# bnnflow report: {report.export}", "",
              f"Device {d.name} ({d.part}, {d.boards}): {d.lut:,} LUT, {d.ff:,} FF, {d.bram36} BRAM36, {d.dsp} DSP. "
              f"Clock {report.clock_mhz:g} MHz.",
              f"Resources: {src} ({'yosys 0.23 synth_xilinx -family xc7 on the generated RTL, unit by unit' if src == YOSYS_LABEL else 'bnnflow.costs unit-cost model, measured with yosys'}); "
              "not Vivado results.", "",
-             "| unit | kind | MW -> MH | PE | SIMD | NF x SF | cycles | weight bits | LUT | FF | BRAM36 | DSP |",
+             "| unit | kind | MW -> MH | PE | SIMD | NF x SF | cycles | weight bits | LUT | FF | BRAM36 | DSP |"
+             if not conv else
+             "| unit | kind | shape (MW -> MH) | PE | SIMD | NF x SF x vectors | cycles | weight bits | LUT | FF | "
+             "BRAM36 | DSP |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report.rows:
         res = r.resources.rounded()
-        folds = f"{r.nf} x {r.sf}" if r.nf is not None else ""
+        folds = (f"{r.nf} x {r.sf}" + (f" x {r.vectors}" if conv else "")) if r.nf is not None else ""
         lines.append(f"| {r.name} | {r.kind} | {r.shape} | {r.pe or ''} | {r.simd or ''} | {folds} | "
                      f"{r.cycles if r.cycles is not None else ''} | "
                      f"{f'{r.weight_bits:,}' if r.weight_bits is not None else ''} | {res.lut:,} | {res.ff:,} | "
@@ -276,7 +326,8 @@ def render(report: Report) -> str:
         lines.append(f"| **whole accelerator** (flattened, one yosys run, {report.whole_seconds:.0f} s) | | | | | | | | "
                      f"**{t.lut:,}** | {t.ff:,} | **{t.bram36:g}** | {t.dsp:g} |")
     lines += ["",
-              f"- Cycles per image: {report.core_cycles} (the slowest layer's NF*SF, what the RTL core measures)"
+              f"- Cycles per image: {report.core_cycles} (the slowest layer's NF*SF"
+              + (" times its vectors (a conv's output pixels)" if conv else "") + ", what the RTL core measures)"
               + (f"; the accelerator's DMA streams need {report.accel_cycles} beats per image"
                  if report.accel_cycles != report.core_cycles else "") + ".",
               f"- Frame rate at {report.clock_mhz:g} MHz: {report.images_per_second:,.0f} images/s "
@@ -322,10 +373,11 @@ def chart(report: Report, path: Path) -> Path | None:
     ax1.axhline(report.core_cycles, color="tab:red", linestyle="--",
                 label=f"slowest: {report.core_cycles} -> {report.images_per_second:,.0f} images/s "
                       f"@ {report.clock_mhz:g} MHz")
-    ax1.set_ylabel("NF x SF cycles per image")
+    ax1.set_ylabel("NF x SF x vectors: cycles per image")
     ax1.set_title("cycles per layer")
     ax1.legend(fontsize=8)
-    units = [r.name.replace("layer ", "L").replace("repack ", "R") for r in report.rows]
+    units = [r.name.replace("layer ", "L").replace("repack ", "R").replace("swu ", "W").replace("pool ", "P")
+             for r in report.rows]
     ax2.bar(units, [r.resources.lut for r in report.rows], color="tab:green", label="LUT")
     ax2.set_ylabel("LUT")
     ax2.set_title(f"resources per unit ({report.source})")

@@ -178,6 +178,10 @@ def mvtu_parameters(layer: art.LayerSpec, weight_path: str | None = None,
         "OUTPUT_BITS": layer.output_bits,
         "REAL_MW": layer.in_features,
     }
+    from .costs import weight_ram_block   # the one rule, which the cost model prices too
+
+    if weight_ram_block(layer):
+        params["WEIGHT_RAM_BLOCK"] = 1     # wide, shallow weights: block RAM rather than LUT RAM
     if weight_path is not None:
         params["WEIGHT_FILE"] = weight_path
     if threshold_path is not None and has_param_memory(layer):

@@ -78,6 +78,7 @@ module bnn_mvtu #(
     parameter WEIGHT_FILE    = "weights.mem",     // $readmemh file of the weights
     parameter THRESHOLD_FILE = "thresholds.mem",  // $readmemh file of the neuron parameters
     parameter FIFO_DEPTH     = 8,      // output FIFO words, a power of two >= 4 (II = 1 needs >= 4)
+    parameter WEIGHT_RAM_BLOCK = 0,    // 1: ask for block RAM for the weight memory (ram_style), 0: the tool's choice
     // width of cfg_addr: >= $clog2(NF*SF) (the default)
     parameter CFG_ADDR_BITS  = ((MH / PE) * (MW / SIMD) > 1) ? $clog2((MH / PE) * (MW / SIMD)) : 1,
     // width of cfg_wdata: >= PE*SIMD*K and >= the neuron parameter word (the default is the larger)
@@ -215,19 +216,33 @@ module bnn_mvtu #(
     // ------------------------------------------------------------------
     // Stage 1: weight read (synchronous ROM), input word, beat flags
     // ------------------------------------------------------------------
-    reg  [W_BITS-1:0]  wmem [0:DEPTH-1];
     reg  [W_BITS-1:0]  w1_q;
     reg  [IN_W-1:0]    x1_q;
     reg                v1_q, first1_q, last1_q, tlast1_q;
 
-    initial $readmemh(WEIGHT_FILE, wmem);
-
-    // one write port (parameter loads), one synchronous read port
-    always @(posedge clk) begin
-        if (cfg_weight_we)
-            wmem[cfg_addr[AW-1:0]] <= cfg_wdata[W_BITS-1:0];
-        w1_q <= wmem[addr_q];
-    end
+    // One write port (parameter loads), one synchronous read port. Tools map
+    // a wide, shallow memory to LUT RAM by their own costs; WEIGHT_RAM_BLOCK
+    // asks for block RAM instead (the ram_style attribute yosys and Vivado
+    // read), where LUTs are scarcer than block RAM. Same behaviour either way.
+    generate
+        if (WEIGHT_RAM_BLOCK != 0) begin : g_wmem_block
+            (* ram_style = "block" *) reg [W_BITS-1:0] wmem [0:DEPTH-1];
+            initial $readmemh(WEIGHT_FILE, wmem);
+            always @(posedge clk) begin
+                if (cfg_weight_we)
+                    wmem[cfg_addr[AW-1:0]] <= cfg_wdata[W_BITS-1:0];
+                w1_q <= wmem[addr_q];
+            end
+        end else begin : g_wmem
+            reg [W_BITS-1:0] wmem [0:DEPTH-1];
+            initial $readmemh(WEIGHT_FILE, wmem);
+            always @(posedge clk) begin
+                if (cfg_weight_we)
+                    wmem[cfg_addr[AW-1:0]] <= cfg_wdata[W_BITS-1:0];
+                w1_q <= wmem[addr_q];
+            end
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (rst)

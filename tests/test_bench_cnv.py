@@ -8,6 +8,7 @@ measured cycles against the NF*SF*pixels model; the built-in CNV foldings are ch
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_builtin_foldings_on_cnv():
 def test_folding_errors(tmp_path):
     with pytest.raises(FoldingError) as err:
         cnv.parse_folding("nope", 9)
-    assert str(err.value) == ("--folding 'nope': neither a built-in folding (bnn-pynq, fast) nor an existing "
+    assert str(err.value) == ("--folding 'nope': neither a built-in folding (bnn-pynq, fast, fold) nor an existing "
                               "folding JSON file")
     path = tmp_path / "f.json"
     path.write_text('{"layers": [{"pe": 16, "simd": 3}, {"pe": 32, "simd": 32}]}')
@@ -104,3 +105,48 @@ def test_small_cnv_run(tmp_path, monkeypatch):
     figures = cnv.yosys_figures(art.load(tmp_path / "export"), timeout=1)
     assert figures["yosys"] is None and figures["yosys_seconds"] is None
     assert figures["yosys_skipped"].startswith("yosys did not finish within 1 s (in ")
+
+
+def test_w2a2_layers():
+    """--precision w2a2: 2-bit int weights (-1/0/+1) and 2-bit activations everywhere; the first layer on 8-bit
+    pixels, an int_score last layer on 2-bit codes; the same shapes (and cycles) as W1A1."""
+    specs = cnv.net_specs(cnv.CNV_W2A2, [F(pe, simd) for pe, simd in cnv.FOLDINGS["bnn-pynq"]])
+    assert [s.kind for s in specs] == [art.INT_THRESHOLD] * 8 + [art.INT_SCORE]
+    assert [s.input_bits for s in specs] == [8] + [2] * 8
+    assert {(s.weight_bits, s.weight_encoding) for s in specs} == {(2, art.INT)}
+    assert [s.n_thresholds for s in specs] == [3] * 8 + [0] and [s.output_bits for s in specs[:8]] == [2] * 8
+    w1 = cnv.net_specs(cnv.CNV, [F(pe, simd) for pe, simd in cnv.FOLDINGS["bnn-pynq"]])
+    assert [s.cycles_per_image for s in specs] == [s.cycles_per_image for s in w1]
+    def shape(s):   # the pad code differs (+1 pads XNOR's +-1 inputs) but CNV's convolutions are unpadded
+        return s.in_features, s.out_features, s.conv and dataclasses.replace(s.conv, pad_code=0)
+
+    assert [shape(s) for s in specs] == [shape(s) for s in w1]
+
+
+#: the small net at W2A2: int layers with 2-bit weights and 3 thresholds, an int_score last layer
+SMALL_W2A2 = cnv.Net("small CNV W2A2 12x12x3", (12, 12, 3), 8, [
+    dict(mh=16, kind=art.INT_THRESHOLD, kernel=3, n_thresholds=3, **cnv.W2),
+    dict(mh=16, kind=art.INT_THRESHOLD, kernel=3, pool=2, n_thresholds=3, **cnv.W2),
+    dict(mh=32, kind=art.INT_THRESHOLD, kernel=3, n_thresholds=3, **cnv.W2),
+    dict(mh=32, kind=art.INT_THRESHOLD, n_thresholds=3, **cnv.W2),
+    dict(mh=10, kind=art.INT_SCORE, **cnv.W2)], "w2a2")
+
+
+@pytest.mark.rtl
+def test_small_cnv_w2a2_run(tmp_path, monkeypatch):
+    """W2A2 through run(): the same cycles as W1A1 at the same folding, RTL scores = golden, set against
+    BNN-PYNQ's CNV W2A2 (860 images/s) without the W1A1 rate / LUT targets."""
+    from bnnflow.sim import bulk
+
+    if bulk.verilator_problem():
+        pytest.skip(bulk.verilator_problem())
+    monkeypatch.setattr(costs, "find_yosys", lambda: None)
+    r = cnv.run(SMALL_W2A2, "small", SMALL_FOLDING, tmp_path, seed=4, images=3, log=lambda *a, **k: None)
+    assert [row["kind"] for row in r["layers"]] == ["int_threshold"] * 4 + ["int_score"]
+    assert [row["cycles"] for row in r["layers"]] == SMALL_CYCLES
+    assert r["precision"] == "w2a2" and r["scores_equal_golden"]
+    assert 3600 <= r["measured_cycles"] <= 3600 * 1.05
+    text = cnv.summary(r, costs.device("xc7z020"))
+    assert text[-1] == f"targets: cycles <= 1.05 x model: met ({r['measured_cycles'] / 3600:.4f})"
+    assert any(line.startswith("model: 3,600 cycles/image (slowest layer) -> 27,778 images/s at 100 MHz (x32.30 "
+                               "BNN-PYNQ's 860)") for line in text)

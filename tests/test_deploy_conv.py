@@ -135,11 +135,11 @@ def test_export_and_verify_cli_on_a_trained_conv_net(tmp_path, capsys, one_threa
     manifest = art.load(run / "export").manifest
     assert manifest["format_version"] == 4 and manifest["layers"][0]["conv"]["pool"] == 2
     assert "conv" not in manifest["layers"][2]
-    from bnnflow.fold import network_layers                 # fold has no conv cost model yet: it says so
-    with pytest.raises(ValueError, match=r"with arch '4C3-MP2-8C3-FC16' is a conv net; `bnnflow fold` covers MLPs"):
-        network_layers(run)
-    with pytest.raises(ValueError, match=r"layer 0 is a convolution; `bnnflow fold` covers MLPs only"):
-        network_layers(run / "export")
+    from bnnflow.fold import LayerKind, network_layers      # a conv run folds through its export
+    layers, what = network_layers(run)
+    assert what == f"run {run} (layers of its export)"
+    assert layers == [LayerKind.of(s) for s in art.load(run / "export").layers]
+    assert [l.conv is not None for l in layers] == [True, True, False, False]
 
 
 @pytest.mark.parametrize("kw, message", [

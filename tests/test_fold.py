@@ -12,11 +12,13 @@ import math
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from bnnflow import artifact as art
 from bnnflow import costs
-from bnnflow.fold import Budget, FoldError, LayerKind, candidates, fold, layers_from_sizes, network_layers, stream_beats
+from bnnflow.fold import (Budget, FoldError, LayerKind, candidates, describe, fold, layers_from_sizes, network_layers,
+                          stream_beats)
 from bnnflow.folding import load_folding
 
 from conftest import assert_one_line, run_cli  # noqa: E402
@@ -40,6 +42,10 @@ def test_table_is_current_and_the_memory_rule_matches_yosys():
     err = costs.errors(table)
     assert err["memory"]["mismatches"] == [] and err["memory"]["points"] == len(costs.MEMORY_GRID)
     assert len(table["points"]["mvtu"]) == len(costs.MVTU_GRID)
+    # the convolution units are measured too, so a change to them makes the table stale
+    assert len(table["points"]["swu"]) == len(costs.SWU_GRID)
+    assert len(table["points"]["maxpool"]) == len(costs.MAXPOOL_GRID)
+    assert {"bnn_swu.v", "bnn_maxpool.v", "bnn_out_fifo4.v"} <= set(table["rtl_sha256"])
     # the fitted logic reproduces its own points within these bounds (printed by `python -m bnnflow.costs --check`);
     # the worst points (about 40%) are layers whose multipliers yosys puts on DSP slices, which also absorb
     # registers and part of the adder tree
@@ -51,6 +57,25 @@ def test_table_is_current_and_the_memory_rule_matches_yosys():
         shape = costs.LayerShape(p["kind"], p["mw"], p["mh"], p["pe"], p["simd"], p["input_bits"],
                                  **p.get("widths", {}))
         assert model.layer(shape).dsp == costs.cells_to_resources(p["cells"]).dsp, p
+
+
+def test_wide_shallow_weights_go_to_block_ram():
+    """weight_ram_block: LUT RAM of >= 1,024 LUT sites and block RAM of <= 32 BRAM36 -> block RAM (ram_style);
+    rtlgen passes WEIGHT_RAM_BLOCK only then, and the model prices the block RAM."""
+    from bnnflow import rtlgen
+
+    wide = costs.LayerShape("xnor_threshold", 576, 64, 64, 32).spec()      # CNV layer 1 at PE 64: 18 x 2,048 bits
+    assert costs.memory_map(18, 2048).cells() == {"RAM32M": 342}
+    assert costs.weight_ram_block(wide)
+    assert costs.mvtu_memories(wide)["weights"].cells() == {"RAMB18E1": 57}
+    assert rtlgen.mvtu_parameters(wide)["WEIGHT_RAM_BLOCK"] == 1
+    narrow = costs.LayerShape("xnor_threshold", 576, 64, 32, 32).spec()    # 36 x 1,024: 1,368 sites, 14.5 BRAM36
+    assert costs.weight_ram_block(narrow)
+    small = costs.LayerShape("xnor_threshold", 64, 32, 8, 16).spec()       # 16 x 128 bits: 88 sites of LUT RAM
+    assert not costs.weight_ram_block(small) and "WEIGHT_RAM_BLOCK" not in rtlgen.mvtu_parameters(small)
+    huge = costs.LayerShape("xnor_threshold", 6000, 8, 8, 3000).spec()     # 2 x 24,000 bits: 667 RAMB18, too many
+    assert costs.memory_map(2, 24000, block=True).resources.bram36 > costs.BLOCK_WEIGHTS_MAX_BRAM36
+    assert not costs.weight_ram_block(huge)
 
 
 @pytest.mark.parametrize("depth,width,cells", [
@@ -177,8 +202,9 @@ def test_hls_word_limit_only_with_hls():
 
 
 def test_fold_errors():
+    # PE 8, not 1: behind a 1-PE layer the repacker needs a write enable per element (1,024 of them per bank)
     with pytest.raises(FoldError, match=r"^nothing fits xc7z020: the smallest folding of layer 0 \(784 -> 1024, "
-                                        r"PE=1 SIMD=1\) needs about [\d,]+ LUT, the budget is 100$"):
+                                        r"PE=8 SIMD=1\) needs about [\d,]+ LUT, the budget is 100$"):
         fold(LFC, XC7Z020, 100.0, max_lut=100)
     with pytest.raises(FoldError, match=r"^--target-fps 1e\+06 at 100 MHz needs <= 100 cycles per image; the "
                                         r"cheapest such folding needs about [\d,]+ LUT, the budget is 44,280"):
@@ -285,7 +311,7 @@ def test_fold_cli_errors(tmp_path, capsys, digits_run):
     code, _, err = run_cli(capsys, "fold", digits_run, "--max-lut", "20", "--out", tmp_path / "f.json")
     assert code == 2
     assert_one_line(err, "bnnflow fold: error: nothing fits xc7z020: the smallest folding of layer 0 (64 -> 64, "
-                         "PE=1 SIMD=1) needs about", "LUT, the budget is 20")
+                         "PE=2 SIMD=1) needs about", "LUT, the budget is 20")
     code, _, err = run_cli(capsys, "fold", tmp_path / "nope")
     assert code == 2
     assert_one_line(err, f"{tmp_path / 'nope'}: no such folder")
@@ -301,3 +327,127 @@ def test_stale_files_are_the_measured_ones_that_changed(monkeypatch):
     monkeypatch.setattr(costs, "rtl_hashes", lambda: {"a.v": "1", "b.v": "2", "new.v": "3"})
     assert costs.stale_files({"rtl_sha256": {"a.v": "1", "b.v": "2"}}) == []
     assert costs.stale_files({"rtl_sha256": {"a.v": "1", "b.v": "0", "gone.v": "4"}}) == ["b.v", "gone.v"]
+
+
+# -- convolutions ------------------------------------------------------------------------------------------------
+
+#: A small CNV-like net: 12x12x3 8-bit map, 16C3 - 16C3 MP2 - 32C3 - FC32 - FC10 (bench/cnv.py's CI net).
+SMALL_CONV_IFM = (12, 12, 3)
+SMALL_CONV = [dict(mh=16, kind=art.INT_THRESHOLD, kernel=3), dict(mh=16, kind=art.XNOR_THRESHOLD, kernel=3, pool=2),
+              dict(mh=32, kind=art.XNOR_THRESHOLD, kernel=3), dict(mh=32, kind=art.XNOR_THRESHOLD),
+              dict(mh=10, kind=art.XNOR_SCORE)]
+
+
+def _small_conv_layers() -> list[LayerKind]:
+    from bnnflow.folding import LayerFolding
+    from bnnflow.testing import random_conv_stack
+    from bnnflow.writer import layer_spec
+
+    data = random_conv_stack(np.random.default_rng(0), SMALL_CONV_IFM, 8, SMALL_CONV)
+    return [LayerKind.of(layer_spec(k, d, LayerFolding(1, 1))) for k, d in enumerate(data)]
+
+
+def test_conv_candidates_divide_channels_and_count_pixels():
+    """A conv's SIMD divides its input channels, its cycles are NF*SF*output pixels, and its cost includes its
+    sliding-window unit and pool (both grow with the lanes that feed them)."""
+    model = costs.load_model()
+    layers = _small_conv_layers()
+    assert [l.describe() for l in layers] == ["12x12x3 16C3", "10x10x16 16C3 MP2", "4x4x16 32C3", "128 -> 32",
+                                              "32 -> 10"]
+    for k in (0, 1, 2):
+        layer = layers[k]
+        cands = candidates(layers, k, model)
+        assert {c.simd for c in cands} <= set(d for d in range(1, layer.conv.channels + 1)
+                                             if layer.conv.channels % d == 0)
+        for c in cands:
+            spec = layer.shape(c.pe, c.simd).spec(k)
+            pixels = {0: 100, 1: 64, 2: 4}[k]
+            beats = stream_beats(spec, "in") if k == 0 else 0
+            assert c.cycles == max(spec.nf * spec.sf * pixels, beats) == max(spec.cycles_per_image, beats)
+            units = model.swu(spec) + (model.maxpool(spec) if k == 1 else costs.Resources())
+            assert units.lut > 0 and units == model.conv_units(spec)
+            # the repacker after layers 0 and 1 holds one pixel's channels (the next layer is a conv)
+            assert c.cost == (model.layer(spec) + units
+                              + model.repack_share(spec, consumes=k > 0, produces=True, consumer_conv=k < 2))
+    # the first layer streams the whole 12x12x3 map: 144 pixels x 3/SIMD words
+    spec = layers[0].shape(16, 3).spec(0)
+    assert stream_beats(spec, "in") == 144 and spec.cycles_per_image == 1 * 9 * 100
+
+
+def test_fold_conv_target_beyond_the_first_layer():
+    """SIMD divides a conv's 3 input channels: 9 synapse folds x 100 output pixels at least, whatever the PE."""
+    with pytest.raises(FoldError, match=r"^--target-fps 400000 at 100 MHz needs <= 250 cycles per image; layer 0 "
+                                        r"\(12x12x3 16C3\) takes at least 900 \(at most 111,111 images/s\)$"):
+        fold(_small_conv_layers(), XC7Z020, 100.0, target_fps=400_000)
+
+
+@pytest.mark.parametrize("fps", [20_000, 60_000, 111_111])
+def test_fold_conv_net_meets_target(fps):
+    layers = _small_conv_layers()
+    r = fold(layers, XC7Z020, 100.0, target_fps=fps)
+    target = int(100e6 // fps)
+    specs = [l.shape(f.pe, f.simd).spec(k) for k, (l, f) in enumerate(zip(layers, r.folding))]
+    assert all(c <= target for c in r.cycles) and r.images_per_second >= fps
+    assert [s.conv.channels % s.simd for s in specs if s.is_conv] == [0, 0, 0]
+    assert [s.out_features % s.pe for s in specs] == [0] * 5
+    # the whole-network estimate is the sum of its units, the conv units among them
+    names = [n for n, _ in r.units]
+    assert names == ["swu 0", "layer 0", "repack 0->1", "swu 1", "layer 1", "pool 1", "repack 1->2", "swu 2",
+                     "layer 2", "repack 2->3", "layer 3", "repack 3->4", "layer 4", "shell"]
+    assert r.estimate == costs.total(res for _, res in costs.load_model().network(specs))
+    text = describe(r)
+    assert text.splitlines()[0].split() == ["layer", "kind", "shape", "PE", "SIMD", "NF*SF*pixels", "LUT", "FF",
+                                            "BRAM36"]
+    assert "10x10x16 16C3 MP2" in text.splitlines()[2]
+
+
+def test_fold_conv_fastest_that_fits_lut():
+    """--max-lut on a conv net: within the budget, and more LUTs are never slower."""
+    layers = _small_conv_layers()
+    results = [fold(layers, XC7Z020, 100.0, max_lut=lut) for lut in (4_000, 8_000, 16_000)]
+    for lut, r in zip((4_000, 8_000, 16_000), results):
+        assert r.estimate.lut <= lut
+    cycles = [r.cycles_per_image for r in results]
+    assert cycles == sorted(cycles, reverse=True) and cycles[0] > cycles[-1]
+
+
+def test_fold_conv_export_and_run_without_export(tmp_path, capsys):
+    """A conv export folds (its manifest's conv layers); a conv run without an export is told to export first."""
+    from bnnflow.testing import conv_artifact
+
+    a = conv_artifact(tmp_path / "export", 1, SMALL_CONV_IFM, 8, SMALL_CONV, n_vectors=1)
+    layers, what = network_layers(a.root)
+    assert what == f"export {a.root}" and layers == [LayerKind.of(s) for s in a.layers]
+    assert [l.conv for l in layers[:3]] == [s.conv for s in a.layers[:3]] and layers[3].conv is None
+    code, out, err = run_cli(capsys, "fold", a.root, "--device", "xc7z020", "--clock", "100", "--target-fps", "1e5")
+    assert code == 0, err
+    data = json.loads((tmp_path / "folding.json").read_text())
+    assert data["fold"]["cycles_per_image"] <= 1000 and max(data["fold"]["layer_cycles"]) <= 1000
+    assert out.splitlines()[0] == (f"export {a.root}: folded for xc7z020 (PYNQ-Z1, PYNQ-Z2) at 100 MHz, target "
+                                   "100,000 images/s")
+    run = tmp_path / "cnvrun"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"method": "bnn", "arch": "cnv"}))
+    with pytest.raises(ValueError, match=r"cnvrun/config.json: --method bnn with arch 'cnv': its layer shapes \(maps, "
+                                         r"kernels, pools\) are in its export; run `bnnflow export .*cnvrun` first"):
+        network_layers(run)
+    shutil.copytree(a.root, run / "export")
+    layers, what = network_layers(run)
+    assert what == f"run {run} (layers of its export)" and layers == [LayerKind.of(s) for s in a.layers]
+
+
+@pytest.mark.rtl
+def test_fold_conv_folding_runs_at_its_cycles(tmp_path):
+    """fold's conv folding exported with RTL: the Verilator bulk harness measures exactly its cycles per image."""
+    from bnnflow.sim import bulk
+    from bnnflow.testing import conv_artifact
+
+    if bulk.verilator_problem():
+        pytest.skip(bulk.verilator_problem())
+    r = fold(_small_conv_layers(), XC7Z020, 100.0, target_fps=100_000)
+    a = conv_artifact(tmp_path / "export", 2, SMALL_CONV_IFM, 8, SMALL_CONV, folding=r.folding, n_vectors=3,
+                      generate=("rtl",))
+    assert [l.cycles_per_image for l in a.layers] == [c for c in r.cycles]
+    images = np.fromfile(a.path("vectors/images.bin"), dtype=np.uint8).reshape(3, -1)
+    sim = bulk.run_bulk(a, images, check=True)
+    assert sim.cycles_per_image == r.cycles_per_image

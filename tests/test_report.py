@@ -176,3 +176,69 @@ def test_report_errors(tmp_path, capsys, digits_run):
                                          "(manifest.json) nor a run folder with an export")
     code, _, err = run_cli(capsys, "report", tmp_path, "--device", "zynq")
     assert code == 2 and "argument --device: unknown device 'zynq'" in err
+
+
+#: A small conv net (12x12x3 8-bit map): 16C3 - 16C3 MP2 - FC10 score.
+CONV_IFM = (12, 12, 3)
+CONV_LAYERS = [dict(mh=16, kind="int_threshold", kernel=3), dict(mh=16, kind="xnor_threshold", kernel=3, pool=2),
+               dict(mh=10, kind="xnor_score")]
+CONV_FOLDING = [F(8, 3), F(4, 8), F(2, 16)]
+
+
+def test_report_conv_rows(tmp_path):
+    """A conv net: the sliding-window and pool units get rows; a conv layer's cycles are NF*SF*output pixels."""
+    from bnnflow.testing import conv_artifact
+
+    a = conv_artifact(tmp_path / "conv", 1, CONV_IFM, 8, CONV_LAYERS, folding=CONV_FOLDING, n_vectors=1)
+    rep = report.build_report(a.root, XC7Z020, 100.0, use_yosys=False)
+    model = costs.load_model()
+    units = dict(model.network(a.layers))
+    assert [r.name for r in rep.rows] == ["swu 0", "layer 0", "repack 0->1", "swu 1", "layer 1", "pool 1",
+                                          "repack 1->2", "layer 2", "shell"]
+    assert all(r.resources == units[r.name] for r in rep.rows)
+    assert units["swu 0"].lut > 0 and units["pool 1"].lut > 0
+    # 10x10 output pixels of 2 x 9 folds; 8x8 of 4 x 18; the FC score layer: 5 x (256/16) once
+    assert [(r.nf, r.sf, r.vectors, r.cycles) for r in rep.rows if r.cycles is not None] == [
+        (2, 9, 100, 1800), (4, 18, 64, 4608), (5, 16, 1, 80)]
+    assert rep.core_cycles == rep.accel_cycles == 4608
+    lines = report.render(rep).splitlines()
+    assert ("| unit | kind | shape (MW -> MH) | PE | SIMD | NF x SF x vectors | cycles | weight bits | LUT | FF | "
+            "BRAM36 | DSP |") in lines
+    assert _expected_layer_line(units["layer 1"], "layer 1", "xnor_threshold", "10x10x16 16C3 MP2 (144 -> 16)", 4, 8,
+                                "4 x 18 x 64", 4608, f"{16 * 144 + 16 * a.layers[1].threshold_bits:,}") in lines
+    assert _expected_layer_line(units["swu 1"], "swu 1", "bnn_swu", "3x3 window over 10x10x16", "", 8, "", "",
+                                "") in lines
+    assert _expected_layer_line(units["pool 1"], "pool 1", "bnn_maxpool", "2x2 max of 8x8x16", 4, "", "", "",
+                                "") in lines
+    assert ("- Cycles per image: 4608 (the slowest layer's NF*SF times its vectors (a conv's output pixels), what "
+            "the RTL core measures).") in lines
+    assert rep.network == "12x12x3: 16C3-16C3 MP2-FC10, 8-bit input"
+    data = rep.to_json()
+    assert [u["vectors"] for u in data["units"]] == [None, 100, None, None, 64, None, None, 1, None]
+
+
+@pytest.mark.slow
+def test_report_yosys_conv_units(tmp_path):
+    """yosys unit by unit on a conv net (a few minutes): swu / pool rows measured, their memories as the model's."""
+    from bnnflow.testing import conv_artifact
+
+    _require_yosys()
+    a = conv_artifact(tmp_path / "conv", 1, CONV_IFM, 8, CONV_LAYERS, folding=CONV_FOLDING, n_vectors=1,
+                      generate=("rtl",))
+    rep = report.build_report(a.root, XC7Z020, 100.0, timeout=600)
+    assert [r.name for r in rep.rows] == [r.name for r in rep.model_rows]
+    assert {r.source for r in rep.rows} == {"yosys estimate"}
+    from bnnflow import rtlgen
+
+    for r in rep.rows:
+        if r.name.startswith(("swu ", "pool ")):
+            spec = a.layers[int(r.name.split()[1])]
+            mems = (costs.swu_memories(rtlgen.swu_parameters(spec)) if r.name.startswith("swu ")
+                    else costs.maxpool_memories(rtlgen.maxpool_parameters(spec)))
+            want: dict[str, int] = {}
+            for m in mems.values():
+                for k, v in m.cells().items():
+                    want[k] = want.get(k, 0) + v
+            assert {k: v for k, v in r.cells.items() if k.startswith(("RAMB", "RAM32", "RAM64"))} == want, r.name
+            model = dict(costs.load_model().network(a.layers))[r.name]
+            assert abs(model.lut - r.resources.lut) <= 0.25 * r.resources.lut, (r.name, model, r.resources)
