@@ -39,8 +39,9 @@ demo: $(STAMP)
 	$(VENV)/bin/bnnflow export $(DEMO_RUN)
 	$(VENV)/bin/bnnflow verify $(DEMO_RUN) --against golden,rtl,hls,board-sim --sim verilator
 
+# worksteal: an idle worker takes queued tests from the busy one (the suite's durations vary 100x)
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+	$(PY) -m pytest -n $(JOBS) --dist worksteal -m "not slow" --durations=25 tests
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -m slow tests

@@ -133,6 +133,7 @@ SMALL_W2A2 = cnv.Net("small CNV W2A2 12x12x3", (12, 12, 3), 8, [
 
 
 @pytest.mark.rtl
+@pytest.mark.slow   # a Verilator build of its own (about 40 s cold); the W1A1 run above covers run() in CI
 def test_small_cnv_w2a2_run(tmp_path, monkeypatch):
     """W2A2 through run(): the same cycles as W1A1 at the same folding, RTL scores = golden, set against
     BNN-PYNQ's CNV W2A2 (860 images/s) without the W1A1 rate / LUT targets."""

@@ -100,7 +100,8 @@ def test_multibit_weight_memories_hold_the_artifact_words(tmp_path, hls_toolchai
 
 @pytest.mark.hls
 @pytest.mark.parametrize("wide,seed", [pytest.param(FULL, 0, id="simd1-4096-seed0", marks=pytest.mark.slow),
-                                       pytest.param(MID, 1, id="simd1-512-seed1"),
+                                       # 25 s of g++; the multi-bit read-back above covers the path in CI
+                                       pytest.param(MID, 1, id="simd1-512-seed1", marks=pytest.mark.slow),
                                        pytest.param(MID, 2, id="simd1-512-seed2", marks=pytest.mark.slow)])
 def test_weight_memories_hold_the_artifact_words(tmp_path, hls_toolchain, wide, seed):
     check_read_back(tmp_path, wide, seed)
