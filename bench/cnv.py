@@ -206,7 +206,7 @@ def layer_rows(a: art.Artifact) -> list[dict]:
 
 def run(net: Net, folding_name: str, folding: list[LayerFolding], work: Path, *, seed: int = 1, images: int = 4,
         thresholds: str = "fitted", clock_mhz: float = 100.0, yosys: bool = False,
-        yosys_timeout: float = 3600.0, log=print) -> dict:
+        yosys_timeout: float = 3600.0, layer_cycles: bool = False, log=print) -> dict:
     """Export, model, measure (Verilator bulk, scores checked against golden) and optionally yosys: the figures.
 
     Raises AssertionError when the RTL scores differ from the golden model.
@@ -243,7 +243,16 @@ def run(net: Net, folding_name: str, folding: list[LayerFolding], work: Path, *,
            "scores_equal_golden": True, "export_seconds": round(export_s, 1),
            "build_seconds": round(sim.build_seconds, 1), "build_cached": sim.build_cached,
            "sim_seconds": round(sim.sim_seconds, 1), "run_seconds": round(sim_s, 1),
-           "model_estimate": model_est.as_dict(), "yosys": None, "yosys_seconds": None, "yosys_skipped": None}
+           "model_estimate": model_est.as_dict(), "yosys": None, "yosys_seconds": None, "yosys_skipped": None,
+           "layer_cycles": None}
+    if layer_cycles:
+        # each layer alone (bnnflow.layer_cycles): inside the pipeline every layer runs at the bottleneck's pace
+        from bnnflow.layer_cycles import DEFAULT_IMAGES, measure_layer_cycles
+
+        t0 = time.monotonic()
+        measured = measure_layer_cycles(a, imgs[:DEFAULT_IMAGES], "verilator", progress=lambda m: log(m, flush=True))
+        out["layer_cycles"] = [dataclasses.asdict(m) for m in measured]
+        log(f"per-layer cycles measured in {time.monotonic() - t0:.0f} s", flush=True)
     if yosys:
         log(f"yosys: synthesizing the whole flattened bnnflow_accel (timeout {yosys_timeout:.0f} s) ...", flush=True)
         out.update(yosys_figures(a, yosys_timeout))
@@ -315,6 +324,10 @@ def summary(r: dict, device: costs.Device) -> list[str]:
             checks.append((f"LUT <= {TARGET_LUT:,}", r["yosys"]["lut"] <= TARGET_LUT, f"{r['yosys']['lut']:,.0f}"))
         checks.append((f"BRAM36 <= {device.bram36}", r["yosys"]["bram36"] <= device.bram36, f"{r['yosys']['bram36']:g}"))
     lines.append("targets: " + "; ".join(f"{n}: {'met' if ok else 'MISSED'} ({v})" for n, ok, v in checks))
+    if r.get("layer_cycles"):
+        from bnnflow.layer_cycles import LayerCycles, format_table
+
+        lines += ["", *format_table([LayerCycles(**row) for row in r["layer_cycles"]], "verilator").splitlines()]
     return lines
 
 
@@ -347,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the export here and keep it (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     parser.add_argument("--summary-from", type=Path, help="print the summary of a run saved with --json, run nothing")
+    parser.add_argument("--layer-cycles", action="store_true",
+                        help="also simulate each layer alone (Verilator, one build per layer) and print its measured "
+                             "cycles per image against NF*SF*vectors (as `bnnflow verify --layer-cycles`)")
     args = parser.parse_args(argv)
     if args.images < 1:
         parser.error(f"--images {args.images}: must be >= 1")
@@ -368,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         from bnnflow.sim.runner import SimulationError
 
         options = dict(seed=args.seed, images=args.images, thresholds=args.thresholds, clock_mhz=args.clock,
-                       yosys=args.yosys, yosys_timeout=args.yosys_timeout)
+                       yosys=args.yosys, yosys_timeout=args.yosys_timeout, layer_cycles=args.layer_cycles)
         try:
             if args.keep:
                 args.keep.mkdir(parents=True, exist_ok=True)

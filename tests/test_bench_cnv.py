@@ -73,6 +73,7 @@ def test_folding_errors(tmp_path):
 
 
 @pytest.mark.rtl
+@pytest.mark.slow   # a Verilator build of its own (about 20 s cold); the bench's figures are recorded in docs/
 def test_small_cnv_run(tmp_path, monkeypatch):
     """run(): model cycles per layer, RTL-measured cycles within 5%, scores = golden, yosys skipped cleanly."""
     from bnnflow.sim import bulk
@@ -105,6 +106,25 @@ def test_small_cnv_run(tmp_path, monkeypatch):
     figures = cnv.yosys_figures(art.load(tmp_path / "export"), timeout=1)
     assert figures["yosys"] is None and figures["yosys_seconds"] is None
     assert figures["yosys_skipped"].startswith("yosys did not finish within 1 s (in ")
+
+
+@pytest.mark.rtl
+@pytest.mark.slow   # five Verilator builds, one per layer
+def test_small_cnv_layer_cycles(tmp_path):
+    """run(layer_cycles=True): each layer alone measures exactly its NF*SF*vectors; the summary prints the table."""
+    from bnnflow.sim import bulk
+
+    if bulk.verilator_problem():
+        pytest.skip(bulk.verilator_problem())
+    r = cnv.run(SMALL, "small", SMALL_FOLDING, tmp_path, seed=3, images=3, layer_cycles=True,
+                log=lambda *a, **k: None)
+    rows = r["layer_cycles"]
+    assert [row["model"] for row in rows] == SMALL_CYCLES
+    assert [row["measured"] for row in rows] == [float(c) for c in SMALL_CYCLES]
+    assert all(row["outputs_equal_golden"] for row in rows)
+    text = cnv.summary(r, costs.device("xc7z020"))
+    assert text[-1] == "every layer within 5% of NF*SF*vectors"
+    assert "per-layer cycles, each layer simulated alone (rtl, verilator):" in text
 
 
 def test_w2a2_layers():
