@@ -24,14 +24,18 @@ JOBS    ?= 2
 
 venv: $(STAMP)
 
+# --no-compile: Python compiles each module when it is first imported, instead of pip
+# compiling every file of torch and onnxruntime up front (most are never imported).
+PIP     := $(PY) -m pip install -q --no-compile
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[train,sim,test,board,interop]' '$(PYNQ)'
+	$(PIP) --upgrade pip
+	$(PIP) $(TORCH)
+	$(PIP) -e '.[train,sim,test,board,interop]' '$(PYNQ)'
 	# Xilinx's ap_int/hls_stream headers for HLS C-simulation ship in the
 	# hls4ml wheel; only the headers are used, so skip its dependencies.
-	$(PY) -m pip install -q --no-deps hls4ml==1.3.0
+	$(PIP) --no-deps hls4ml==1.3.0
 	touch $@
 
 demo: $(STAMP)
