@@ -80,10 +80,15 @@ def layer_data(artifact: art.Artifact, index: int) -> LayerData:
         affine_bits=spec.affine_bits, mul_bits=spec.mul_bits, conv=spec.conv)
 
 
-def layer_inputs(artifact: art.Artifact, images: np.ndarray) -> list[np.ndarray]:
-    """The (N, in_elements) input codes each layer of ``artifact`` sees for ``images`` (golden model)."""
-    trace = GoldenModel(artifact).trace(images)
-    return [np.asarray(images)] + [np.asarray(out) for out in trace.outputs[:-1]]
+def layer_inputs(artifact: art.Artifact, images: np.ndarray, outputs: list[np.ndarray] | None = None
+                 ) -> list[np.ndarray]:
+    """The (N, in_elements) input codes each layer of ``artifact`` sees for ``images`` (golden model).
+
+    ``outputs``: the golden trace's per-layer outputs for ``images``, when the caller has them already.
+    """
+    if outputs is None:
+        outputs = GoldenModel(artifact).trace(images).outputs
+    return [np.asarray(images)] + [np.asarray(out) for out in outputs[:-1]]
 
 
 def one_layer_artifact(artifact: art.Artifact, index: int, inputs: np.ndarray, out_dir: str | Path,
@@ -140,8 +145,8 @@ def measure_layer_cycles(artifact: art.Artifact | str | Path, images: np.ndarray
     for i in picked:
         if not 0 <= i < count:
             raise ValueError(f"{artifact.root}: no layer {i} (the export has layers 0..{count - 1})")
-    inputs = layer_inputs(artifact, images)
     golden = GoldenModel(artifact).trace(images).outputs
+    inputs = layer_inputs(artifact, images, golden)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bnnflow-layers-") as tmp:
         root = Path(scratch) if scratch is not None else Path(tmp)

@@ -70,8 +70,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import artifact as art
-from .argtypes import path_text as _path
-from .argtypes import positive_int as _positive_int
+from .argtypes import path_text, positive_int
 from .extras import require
 from .golden import EXACT_FLOAT_LIMITS, GoldenModel
 
@@ -532,14 +531,14 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bnnflow qonnx`` options, on ``parser`` (a subcommand's parser)."""
-    parser.add_argument("path", metavar="RUN_OR_EXPORT", type=_path,
+    parser.add_argument("path", metavar="RUN_OR_EXPORT", type=path_text,
                         help="an export folder (with manifest.json) or a training run whose export/ to write")
-    parser.add_argument("--out", required=True, type=_path, metavar="OUT.onnx",
+    parser.add_argument("--out", required=True, type=path_text, metavar="OUT.onnx",
                         help="the QONNX file to write (its folder must exist; an existing file is replaced)")
     parser.add_argument("--check", action="store_true",
                         help="run the written graph with qonnx's execute_onnx on the export's test vectors and "
                              "print how many score rows equal the golden model's (exit 1 unless all do)")
-    parser.add_argument("--limit", type=_positive_int, metavar="N",
+    parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="--check: only the first N test vectors (a conv net runs image by image through "
                              "qonnx, some 50 ms each; other nets in one batch)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",

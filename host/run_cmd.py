@@ -26,8 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bnnflow import artifact as art
-from bnnflow.argtypes import path_text as _path
-from bnnflow.argtypes import positive_int as _positive_int
+from bnnflow.argtypes import path_text, positive_int
 from bnnflow.golden import GoldenModel, argmax_lowest
 from bnnflow.writer import read_vectors
 
@@ -194,19 +193,19 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bnnflow run`` options, on ``parser`` (a subcommand's parser)."""
-    parser.add_argument("path", metavar="RUN_OR_EXPORT", type=_path,
+    parser.add_argument("path", metavar="RUN_OR_EXPORT", type=path_text,
                         help="an export folder (with manifest.json) or a training run whose export/ to use")
     parser.add_argument("--backend", choices=BACKENDS, default="golden",
                         help="what computes the scores: golden (numpy integer model), rtl (simulation of the "
                              "generated Verilog), board (the FPGA of a PYNQ board: needs pynq, the board and a "
                              "bitstream), board-sim (the board driver against a simulated board); default golden")
-    parser.add_argument("--bitfile", type=_path, metavar="BIT",
+    parser.add_argument("--bitfile", type=path_text, metavar="BIT",
                         help="--backend board: the bitstream (.bit) to load, with its .hwh (and the build's "
                              ".signature.json) beside it; default: the manifest's board.bitfile, else the one bnnflow-*.bit beside the export (what `make bitstream` writes)")
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="use only the first N test images")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N test images")
     parser.add_argument("--sim", choices=SIMULATORS, default="verilator",
                         help="--backend rtl: the simulator (default verilator)")
-    parser.add_argument("--batch", type=_positive_int, metavar="N",
+    parser.add_argument("--batch", type=positive_int, metavar="N",
                         help="images to time in the throughput test: the test images repeated or cut to N "
                              "(default: each test image once); a larger batch measures the board's steady rate")
 
